@@ -1,0 +1,263 @@
+//! Public JWKs (RFC 7517/7518/8037), validated on construction, and their RFC 7638 thumbprints.
+
+use super::alg::Alg;
+use crate::b64;
+use crate::json::{Json, Object};
+use sha2::{Digest, Sha256};
+
+/// Members that only a private (or symmetric) key carries. A proof that ships one leaks its
+/// key; we refuse it rather than use it.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// RSA moduli outside this range are refused (RFC 7518 §3.3 requires ≥ 2048 bits; the upper
+/// bound caps the cost an attacker can make us pay per proof).
+pub const RSA_MIN_BITS: usize = 2048;
+pub const RSA_MAX_BITS: usize = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwkError {
+    /// A private-key member is present.
+    Private,
+    /// Missing/ill-typed member, unknown kty/crv, bad encoding, point not on curve, bad size.
+    Invalid,
+}
+
+/// A validated public key. Only keys we can verify with can exist.
+#[derive(Clone, Debug)]
+pub enum PublicJwk {
+    Ed25519 {
+        x: [u8; 32],
+        key: ed25519_dalek::VerifyingKey,
+    },
+    P256 {
+        x: [u8; 32],
+        y: [u8; 32],
+        key: p256::ecdsa::VerifyingKey,
+    },
+    P384 {
+        x: [u8; 48],
+        y: [u8; 48],
+        key: p384::ecdsa::VerifyingKey,
+    },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+        key: rsa::RsaPublicKey,
+    },
+}
+
+fn member_bytes(o: &Object, name: &str) -> Result<Vec<u8>, JwkError> {
+    let s = o.str(name).map_err(|_| JwkError::Invalid)?.ok_or(JwkError::Invalid)?;
+    if s.len() > 2048 {
+        return Err(JwkError::Invalid);
+    }
+    b64::decode(s).ok_or(JwkError::Invalid)
+}
+
+fn fixed<const N: usize>(o: &Object, name: &str) -> Result<[u8; N], JwkError> {
+    // RFC 7518 §6.2.1.2: coordinates are the full field size, leading zeros included.
+    member_bytes(o, name)?.try_into().map_err(|_| JwkError::Invalid)
+}
+
+/// Big-endian unsigned integer in minimal form (RFC 7518 §6.3.1: no leading zero octets).
+fn minimal_uint(o: &Object, name: &str) -> Result<Vec<u8>, JwkError> {
+    let v = member_bytes(o, name)?;
+    match v.first() {
+        None | Some(0) => Err(JwkError::Invalid),
+        Some(_) => Ok(v),
+    }
+}
+
+impl PublicJwk {
+    /// Validates a JWK object. Extra members (`kid`, `alg`, `use`, ...) are tolerated, but
+    /// `use` other than `sig` and any private member are refused.
+    pub fn from_object(o: &Object) -> Result<PublicJwk, JwkError> {
+        if PRIVATE_MEMBERS.iter().any(|m| o.contains(m)) {
+            return Err(JwkError::Private);
+        }
+        match o.str("use") {
+            Ok(None) | Ok(Some("sig")) => {}
+            _ => return Err(JwkError::Invalid),
+        }
+        if o.str("alg").is_err() {
+            return Err(JwkError::Invalid);
+        }
+        let kty = o.str("kty").map_err(|_| JwkError::Invalid)?;
+        let crv = || o.str("crv").ok().flatten();
+        match (kty, crv()) {
+            (Some("OKP"), Some("Ed25519")) => {
+                let x = fixed::<32>(o, "x")?;
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| JwkError::Invalid)?;
+                Ok(PublicJwk::Ed25519 { x, key })
+            }
+            (Some("EC"), Some("P-256")) => {
+                let x = fixed::<32>(o, "x")?;
+                let y = fixed::<32>(o, "y")?;
+                let point = p256::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
+                let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point)
+                    .map_err(|_| JwkError::Invalid)?;
+                Ok(PublicJwk::P256 { x, y, key })
+            }
+            (Some("EC"), Some("P-384")) => {
+                let x = fixed::<48>(o, "x")?;
+                let y = fixed::<48>(o, "y")?;
+                let point = p384::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
+                let key = p384::ecdsa::VerifyingKey::from_encoded_point(&point)
+                    .map_err(|_| JwkError::Invalid)?;
+                Ok(PublicJwk::P384 { x, y, key })
+            }
+            (Some("RSA"), _) => {
+                let n = minimal_uint(o, "n")?;
+                let e = minimal_uint(o, "e")?;
+                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+                    return Err(JwkError::Invalid);
+                }
+                // e odd, 3 ≤ e < 2^32 (every real key uses 65537; huge e only costs us time)
+                let e_ok = e.len() <= 4 && e.last().is_some_and(|b| b & 1 == 1) && !(e.len() == 1 && e == [1]);
+                if !e_ok {
+                    return Err(JwkError::Invalid);
+                }
+                let key = rsa::RsaPublicKey::new_with_max_size(
+                    rsa::BigUint::from_bytes_be(&n),
+                    rsa::BigUint::from_bytes_be(&e),
+                    RSA_MAX_BITS,
+                )
+                .map_err(|_| JwkError::Invalid)?;
+                Ok(PublicJwk::Rsa { n, e, key })
+            }
+            _ => Err(JwkError::Invalid),
+        }
+    }
+
+    /// Parses a JWK from JSON text.
+    pub fn from_json(bytes: &[u8]) -> Result<PublicJwk, JwkError> {
+        let o = crate::json::parse_object(bytes).ok_or(JwkError::Invalid)?;
+        PublicJwk::from_object(&o)
+    }
+
+    /// Whether `alg` is meant for this key type (checked before any crypto).
+    pub fn accepts(&self, alg: Alg) -> bool {
+        matches!(
+            (self, alg),
+            (PublicJwk::Ed25519 { .. }, Alg::EdDSA)
+                | (PublicJwk::P256 { .. }, Alg::ES256)
+                | (PublicJwk::P384 { .. }, Alg::ES384)
+                | (PublicJwk::Rsa { .. }, Alg::RS256 | Alg::PS256)
+        )
+    }
+
+    /// RFC 7638 canonical JSON: required members only, lexicographic order, no whitespace.
+    pub fn thumbprint_input(&self) -> String {
+        match self {
+            PublicJwk::Ed25519 { x, .. } => {
+                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(x))
+            }
+            PublicJwk::P256 { x, y, .. } => format!(
+                r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+                b64::encode(x),
+                b64::encode(y)
+            ),
+            PublicJwk::P384 { x, y, .. } => format!(
+                r#"{{"crv":"P-384","kty":"EC","x":"{}","y":"{}"}}"#,
+                b64::encode(x),
+                b64::encode(y)
+            ),
+            PublicJwk::Rsa { n, e, .. } => format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                b64::encode(e),
+                b64::encode(n)
+            ),
+        }
+    }
+
+    /// RFC 7638 SHA-256 thumbprint, base64url: the `jkt`.
+    pub fn thumbprint(&self) -> String {
+        b64::encode(&Sha256::digest(self.thumbprint_input().as_bytes()))
+    }
+
+    /// Verifies a JWS signature. The caller has already checked the algorithm allow-list;
+    /// a key/alg mismatch is still refused here so no path can skip it.
+    pub fn verify(&self, alg: Alg, signing_input: &[u8], sig: &[u8]) -> bool {
+        use signature_compat::*;
+        match (self, alg) {
+            (PublicJwk::Ed25519 { key, .. }, Alg::EdDSA) => {
+                let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
+                    return false;
+                };
+                key.verify_strict(signing_input, &sig).is_ok()
+            }
+            (PublicJwk::P256 { key, .. }, Alg::ES256) => {
+                let Ok(sig) = p256::ecdsa::Signature::from_slice(sig) else {
+                    return false;
+                };
+                key.verify(signing_input, &sig).is_ok()
+            }
+            (PublicJwk::P384 { key, .. }, Alg::ES384) => {
+                let Ok(sig) = p384::ecdsa::Signature::from_slice(sig) else {
+                    return false;
+                };
+                key.verify(signing_input, &sig).is_ok()
+            }
+            (PublicJwk::Rsa { key, .. }, Alg::RS256) => {
+                use rsa::traits::PublicKeyParts;
+                if sig.len() != key.size() {
+                    return false;
+                }
+                let digest = Sha256::digest(signing_input);
+                key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, sig).is_ok()
+            }
+            (PublicJwk::Rsa { key, .. }, Alg::PS256) => {
+                use rsa::traits::PublicKeyParts;
+                if sig.len() != key.size() {
+                    return false;
+                }
+                let digest = Sha256::digest(signing_input);
+                key.verify(rsa::Pss::new_with_salt::<Sha256>(32), &digest, sig).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Keeps the `Verifier` trait import local (p256 and p384 re-export the same trait).
+mod signature_compat {
+    pub use p256::ecdsa::signature::Verifier;
+}
+
+/// Reads a JWK that must be an object member of a JOSE header.
+pub fn jwk_member(header: &Object) -> Option<Result<PublicJwk, JwkError>> {
+    match header.get("jwk")? {
+        Json::Object(o) => Some(PublicJwk::from_object(o)),
+        _ => Some(Err(JwkError::Invalid)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7638_thumbprint_with_extra_members() {
+        let jwk = br#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#;
+        let k = PublicJwk::from_json(jwk).unwrap();
+        assert_eq!(k.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    #[test]
+    fn rfc8037_ed25519_thumbprint() {
+        let k = PublicJwk::from_json(
+            br#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        )
+        .unwrap();
+        assert_eq!(k.thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    }
+
+    #[test]
+    fn private_members_refused() {
+        let k = PublicJwk::from_json(
+            br#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}"#,
+        );
+        assert_eq!(k.unwrap_err(), JwkError::Private);
+    }
+}

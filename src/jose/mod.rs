@@ -1,0 +1,8 @@
+//! A small, closed JOSE layer: compact JWS, public JWKs, the algorithms we verify.
+pub mod alg;
+pub mod jwk;
+pub mod jws;
+
+pub use alg::{Alg, AlgSet};
+pub use jwk::{JwkError, PublicJwk};
+pub use jws::{CompactJws, JwsError};

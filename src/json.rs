@@ -1,0 +1,146 @@
+//! Strict JSON for JOSE headers, claims and JWKs: objects only at the top, duplicate member
+//! names rejected (RFC 7515 §5.2 allows parsers to reject them; accepting them lets two parsers
+//! disagree about what was signed), nesting depth capped by serde_json (128).
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+/// A JSON value with member order preserved and duplicates already rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Number(f64),
+    /// Integer that fits i64 exactly (kept apart from floats so `iat` stays exact).
+    Int(i64),
+    Str(String),
+    Array(Vec<Json>),
+    Object(Object),
+}
+
+/// A JSON object: members in document order, names unique.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Object(pub Vec<(String, Json)>);
+
+impl Object {
+    pub fn get(&self, name: &str) -> Option<&Json> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+    /// `Ok(None)` when absent, `Err(())` when present but not a string.
+    pub fn str(&self, name: &str) -> Result<Option<&str>, ()> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Json::Str(s)) => Ok(Some(s)),
+            Some(_) => Err(()),
+        }
+    }
+    pub fn object(&self, name: &str) -> Result<Option<&Object>, ()> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Json::Object(o)) => Ok(Some(o)),
+            Some(_) => Err(()),
+        }
+    }
+    /// A NumericDate (RFC 7519 §2): integer, or a finite float truncated to whole seconds.
+    pub fn numeric_date(&self, name: &str) -> Result<Option<i64>, ()> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Json::Int(i)) => Ok(Some(*i)),
+            Some(Json::Number(f)) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
+            Some(_) => Err(()),
+        }
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        Ok(i64::try_from(v).map(Json::Int).unwrap_or(Json::Number(v as f64)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+        Ok(Json::Number(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Json, E> {
+        Ok(Json::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element::<Json>()? {
+            out.push(v);
+        }
+        Ok(Json::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut out: Vec<(String, Json)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+            let value = map.next_value::<Json>()?;
+            out.push((key, value));
+        }
+        Ok(Json::Object(Object(out)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+}
+
+/// Parses bytes that must hold exactly one JSON object (trailing data rejected).
+pub fn parse_object(bytes: &[u8]) -> Option<Object> {
+    match serde_json::from_slice::<Json>(bytes) {
+        Ok(Json::Object(o)) => Some(o),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_objects() {
+        assert!(parse_object(br#"{"a":1,"b":"x"}"#).is_some());
+        assert!(parse_object(br#"{"a":1,"a":2}"#).is_none());
+        assert!(parse_object(br#"{"o":{"a":1,"a":2}}"#).is_none());
+        assert!(parse_object(br#"[1]"#).is_none());
+        assert!(parse_object(br#"{"a":1} x"#).is_none());
+        assert!(parse_object(br#"{"a":1,}"#).is_none());
+        let deep = "[".repeat(10_000);
+        assert!(parse_object(deep.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn numeric_dates() {
+        let o = parse_object(br#"{"a":1700000000,"b":1.5e9,"c":"1","d":1e300}"#).unwrap();
+        assert_eq!(o.numeric_date("a"), Ok(Some(1_700_000_000)));
+        assert_eq!(o.numeric_date("b"), Ok(Some(1_500_000_000)));
+        assert_eq!(o.numeric_date("c"), Err(()));
+        assert_eq!(o.numeric_date("d"), Err(()));
+        assert_eq!(o.numeric_date("z"), Ok(None));
+    }
+}

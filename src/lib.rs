@@ -1,0 +1,17 @@
+//! dpop-guard: RFC 9449 DPoP enforcement for Envoy and Istio, as a proxy-wasm filter.
+//!
+//! Everything outside `host` is plain Rust with no proxy-wasm dependency, tested natively;
+//! time always comes in as an argument.
+
+pub mod b64;
+pub mod htu;
+pub mod jose;
+pub mod json;
+pub mod proof;
+pub mod reason;
+
+#[cfg(target_arch = "wasm32")]
+mod host;
+
+pub use proof::{verify_proof, ProofPolicy, RequestFacts, VerifiedProof};
+pub use reason::{DenyReason, Problem};

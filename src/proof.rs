@@ -1,0 +1,184 @@
+//! The DPoP proof check (RFC 9449 §4.2–4.3), pure: the caller supplies the request facts and
+//! the current time; the result carries what the replay store and the binding check need.
+
+use crate::b64;
+use crate::htu;
+use crate::jose::{Alg, AlgSet, CompactJws, JwkError, JwsError, PublicJwk};
+use crate::json::{parse_object, Json};
+use crate::reason::DenyReason;
+use sha2::{Digest, Sha256};
+
+/// RFC 9449 leaves `jti` length open; we cap it so a proof cannot make us hash megabytes.
+pub const MAX_JTI_BYTES: usize = 256;
+
+/// Policy knobs from the plugin configuration.
+#[derive(Debug, Clone)]
+pub struct ProofPolicy {
+    pub algorithms: AlgSet,
+    /// Max age of `iat`, seconds.
+    pub proof_ttl: i64,
+    /// Max `iat` in the future, seconds.
+    pub clock_skew: i64,
+    pub max_proof_bytes: usize,
+    /// A proof presented with an access token must carry `ath`.
+    pub require_ath: bool,
+}
+
+impl Default for ProofPolicy {
+    fn default() -> Self {
+        ProofPolicy {
+            algorithms: [Alg::EdDSA, Alg::ES256, Alg::RS256].into_iter().collect(),
+            proof_ttl: 120,
+            clock_skew: 60,
+            max_proof_bytes: 8192,
+            require_ath: true,
+        }
+    }
+}
+
+/// The facts about the HTTP request the proof must match.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// `:method`, compared case-sensitively with `htm`.
+    pub method: &'a str,
+    /// The target URI as the server sees it (scheme://authority/path; a query is ignored).
+    pub uri: &'a str,
+    /// The access token sent with the request, if any (exact bytes, for `ath`).
+    pub access_token: Option<&'a str>,
+    /// Seconds since the Unix epoch.
+    pub now: i64,
+}
+
+/// A proof that passed every stateless check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedProof {
+    pub alg: Alg,
+    /// RFC 7638 thumbprint of the proof key.
+    pub jkt: String,
+    pub jti: String,
+    pub iat: i64,
+    /// The `nonce` claim, when present.
+    pub nonce: Option<String>,
+    /// SPEC §5 replay key: `dpop:jti:` + base64url(SHA-256(jkt + "." + jti)).
+    pub replay_key: String,
+}
+
+/// SPEC §5 replay key.
+pub fn replay_key(jkt: &str, jti: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(jkt.as_bytes());
+    h.update(b".");
+    h.update(jti.as_bytes());
+    format!("dpop:jti:{}", b64::encode(&h.finalize()))
+}
+
+/// `ath` value for a token: base64url(SHA-256(ASCII(token))).
+pub fn ath_for(token: &str) -> String {
+    b64::encode(&Sha256::digest(token.as_bytes()))
+}
+
+/// Verifies one DPoP proof (the caller has already ensured there is exactly one).
+pub fn verify_proof(
+    proof: &str,
+    req: &RequestFacts<'_>,
+    policy: &ProofPolicy,
+) -> Result<VerifiedProof, DenyReason> {
+    use DenyReason as R;
+    let jws = CompactJws::parse(proof, policy.max_proof_bytes).map_err(|e| match e {
+        JwsError::TooLarge => R::ProofTooLarge,
+        JwsError::Malformed => R::ProofMalformed,
+        JwsError::HeaderJson => R::ProofHeaderInvalid,
+    })?;
+    let header = &jws.header;
+
+    // typ (§4.2): media type comparison is case-insensitive (RFC 7515 §4.1.9 via RFC 2045).
+    match header.str("typ") {
+        Ok(Some(t)) if t.eq_ignore_ascii_case("dpop+jwt") => {}
+        _ => return Err(R::ProofTypInvalid),
+    }
+    let alg_name = header.str("alg").map_err(|_| R::ProofAlgMissing)?.ok_or(R::ProofAlgMissing)?;
+    let alg = Alg::from_name(alg_name).ok_or(R::ProofAlgUnsupported)?;
+    if !policy.algorithms.contains(alg) {
+        return Err(R::ProofAlgNotAllowed);
+    }
+    if header.contains("crit") {
+        return Err(R::ProofCritUnsupported);
+    }
+    let jwk = match header.get("jwk") {
+        None => return Err(R::ProofJwkMissing),
+        Some(Json::Object(o)) => PublicJwk::from_object(o).map_err(|e| match e {
+            JwkError::Private => R::ProofJwkPrivate,
+            JwkError::Invalid => R::ProofJwkInvalid,
+        })?,
+        Some(_) => return Err(R::ProofJwkInvalid),
+    };
+    // The key type decides which algorithms are possible; checked before any crypto.
+    if !jwk.accepts(alg) {
+        return Err(R::ProofAlgKeyMismatch);
+    }
+    if let Ok(Some(jwk_alg)) = jwk_alg(header) {
+        if jwk_alg != alg.name() {
+            return Err(R::ProofAlgKeyMismatch);
+        }
+    }
+    if !jwk.verify(alg, jws.signing_input.as_bytes(), &jws.signature) {
+        return Err(R::ProofSignatureInvalid);
+    }
+
+    let claims = parse_object(&jws.payload).ok_or(R::ProofClaimsInvalid)?;
+    let jti = match claims.str("jti") {
+        Ok(Some(j)) if !j.is_empty() && j.len() <= MAX_JTI_BYTES => j,
+        Ok(Some(_)) | Err(()) => return Err(R::ProofJtiInvalid),
+        Ok(None) => return Err(R::ProofJtiMissing),
+    };
+    match claims.str("htm") {
+        Ok(Some(m)) if m == req.method => {}
+        Ok(Some(_)) | Err(()) => return Err(R::ProofHtmMismatch),
+        Ok(None) => return Err(R::ProofHtmMissing),
+    }
+    match claims.str("htu") {
+        Ok(Some(u)) => match htu::normalize(u) {
+            None => return Err(R::ProofHtuInvalid),
+            Some(claim) => {
+                if htu::normalize(req.uri).as_deref() != Some(claim.as_str()) {
+                    return Err(R::ProofHtuMismatch);
+                }
+            }
+        },
+        Err(()) => return Err(R::ProofHtuInvalid),
+        Ok(None) => return Err(R::ProofHtuMissing),
+    }
+    let iat = claims.numeric_date("iat").map_err(|_| R::ProofIatMissing)?.ok_or(R::ProofIatMissing)?;
+    if iat < req.now.saturating_sub(policy.proof_ttl) {
+        return Err(R::ProofIatTooOld);
+    }
+    if iat > req.now.saturating_add(policy.clock_skew) {
+        return Err(R::ProofIatInFuture);
+    }
+    if let Some(token) = req.access_token {
+        match claims.str("ath") {
+            Ok(Some(ath)) => {
+                if ath != ath_for(token) {
+                    return Err(R::ProofAthMismatch);
+                }
+            }
+            Ok(None) if !policy.require_ath => {}
+            Ok(None) => return Err(R::ProofAthMissing),
+            Err(()) => return Err(R::ProofAthMismatch),
+        }
+    }
+    let nonce = match claims.str("nonce") {
+        Ok(n) => n.map(str::to_owned),
+        Err(()) => return Err(R::NonceInvalid),
+    };
+    let jkt = jwk.thumbprint();
+    let replay_key = replay_key(&jkt, jti);
+    Ok(VerifiedProof { alg, jkt, jti: jti.to_owned(), iat, nonce, replay_key })
+}
+
+fn jwk_alg(header: &crate::json::Object) -> Result<Option<&str>, ()> {
+    match header.get("jwk") {
+        Some(Json::Object(o)) => o.str("alg"),
+        _ => Ok(None),
+    }
+}
