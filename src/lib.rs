@@ -3,12 +3,18 @@
 //! Everything outside `host` is plain Rust with no proxy-wasm dependency, tested natively;
 //! time always comes in as an argument.
 
+pub mod authn;
 pub mod b64;
+pub mod config;
 pub mod htu;
 pub mod jose;
+pub mod nonce;
+pub mod problem;
 pub mod json;
 pub mod proof;
 pub mod reason;
+pub mod replay;
+pub mod token;
 
 #[cfg(target_arch = "wasm32")]
 mod host;

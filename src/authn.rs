@@ -1,0 +1,130 @@
+//! The per-request decision (SPEC §3–4), pure: request facts in, [`Decision`] out. The host
+//! glue gathers the facts, then applies the decision (local reply, replay check, headers).
+
+use crate::config::{Config, RoutePolicy, VerifyMode};
+use crate::nonce;
+use crate::proof::{verify_proof, RequestFacts};
+use crate::reason::DenyReason;
+use crate::token::{self, Scheme};
+
+/// What Envoy's jwt_authn left in dynamic metadata (only used in `jwt_authn` mode).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JwtAuthnView {
+    /// jwt_authn verified a token and wrote its payload.
+    pub payload_present: bool,
+    /// `cnf.jkt` from that payload.
+    pub jkt: Option<String>,
+}
+
+/// Request facts gathered by the host.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// `:path` (with query), used for route matching and `instance`.
+    pub path: &'a str,
+    /// Target URI for `htu`: scheme://authority + path.
+    pub uri: &'a str,
+    /// All `DPoP` header values.
+    pub dpop: &'a [&'a str],
+    /// All `Authorization` header values.
+    pub authorization: &'a [&'a str],
+    pub jwt_authn: Option<&'a JwtAuthnView>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Route is `off`: no checks.
+    Pass,
+    /// Continue upstream, after the replay check when `replay_key` is set.
+    Allow { jkt: Option<String>, replay_key: Option<String> },
+    Deny(DenyReason),
+}
+
+/// Path without query or fragment (route matching, problem `instance`).
+pub fn path_only(path: &str) -> &str {
+    path.split(['?', '#']).next().unwrap_or(path)
+}
+
+pub fn decide(cfg: &Config, req: &Request<'_>) -> Decision {
+    match decide_inner(cfg, req) {
+        Ok(d) => d,
+        Err(r) => Decision::Deny(r),
+    }
+}
+
+fn decide_inner(cfg: &Config, req: &Request<'_>) -> Result<Decision, DenyReason> {
+    use DenyReason as R;
+    let policy = cfg.route_policy(path_only(req.path));
+    if policy == RoutePolicy::Off {
+        return Ok(Decision::Pass);
+    }
+    let proof = match req.dpop {
+        [] => None,
+        [p] => Some(*p),
+        _ => return Err(R::ProofMultiple),
+    };
+
+    // Token endpoint: a proof and nothing else; the jkt goes upstream for binding at issuance.
+    let credential = if policy == RoutePolicy::ProofOnly { None } else { token::extract(req.authorization)? };
+
+    let token_jkt: Option<String> = match credential {
+        None => None,
+        Some(c) => match cfg.access_token.verify {
+            VerifyMode::Upstream => token::inspect_unverified(c.token)?.jkt,
+            VerifyMode::Keys => {
+                token::verify(c.token, &cfg.access_token, req.now, cfg.proof.clock_skew)?.jkt
+            }
+            VerifyMode::JwtAuthn => match req.jwt_authn {
+                Some(v) if v.payload_present => v.jkt.clone(),
+                // jwt_authn (allow_missing_or_failed) let a token through that it did not verify
+                _ => return Err(R::TokenSignatureInvalid),
+            },
+        },
+    };
+
+    let Some(proof) = proof else {
+        if token_jkt.is_some() {
+            return Err(R::BoundTokenWithoutProof);
+        }
+        return match policy {
+            RoutePolicy::Required | RoutePolicy::ProofOnly => Err(R::ProofMissing),
+            // A DPoP-scheme credential without a proof is malformed DPoP usage (RFC 9449 §7.1).
+            RoutePolicy::Optional if credential.map(|c| c.scheme) == Some(Scheme::DPoP) => Err(R::ProofMissing),
+            _ => Ok(Decision::Allow { jkt: None, replay_key: None }),
+        };
+    };
+
+    let facts = RequestFacts {
+        method: req.method,
+        uri: req.uri,
+        access_token: credential.map(|c| c.token),
+        now: req.now,
+    };
+    let verified = verify_proof(proof, &facts, &cfg.proof)?;
+
+    if let Some(c) = credential {
+        match &token_jkt {
+            Some(jkt) if *jkt != verified.jkt => return Err(R::BindingMismatch),
+            Some(_) => {}
+            None if policy == RoutePolicy::Required || c.scheme == Scheme::DPoP => {
+                return Err(R::TokenNotBound)
+            }
+            None => {}
+        }
+    }
+
+    if let Some(ncfg) = &cfg.nonce {
+        match &verified.nonce {
+            None => return Err(R::NonceMissing),
+            Some(n) if !nonce::is_valid(ncfg, n, req.now) => return Err(R::NonceInvalid),
+            Some(_) => {}
+        }
+    }
+
+    let replay_key = match cfg.replay {
+        crate::config::ReplayConfig::Off => None,
+        _ => Some(verified.replay_key),
+    };
+    Ok(Decision::Allow { jkt: Some(verified.jkt), replay_key })
+}

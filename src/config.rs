@@ -1,0 +1,505 @@
+//! Plugin configuration (SPEC §2): JSON from a `StringValue`, parsed once per VM into an
+//! immutable [`Config`]. Unknown keys, wrong types and impossible values are errors that name
+//! the key (`replay.timeout_ms: must be between 1 and 60000`) — never a silent default.
+
+use crate::htu;
+use crate::jose::{Alg, AlgSet, PublicJwk};
+use crate::proof::ProofPolicy;
+use serde::Deserialize;
+use std::fmt;
+
+/// A configuration error: the dotted key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+fn err<T>(key: &str, message: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError { key: key.to_owned(), message: message.into() })
+}
+
+/// Per-route policy (SPEC §2 `routes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutePolicy {
+    /// A proof is required; a token, if sent, must be bound to it.
+    Required,
+    /// A proof is verified if present; DPoP-bound tokens still need one.
+    Optional,
+    /// Token endpoint: a proof is required, no access token is expected.
+    ProofOnly,
+    /// No checks (the forwarded jkt header is still stripped).
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRule {
+    pub prefix: String,
+    pub policy: RoutePolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    Upstream,
+    Keys,
+    JwtAuthn,
+}
+
+/// How access tokens are trusted (SPEC §4).
+#[derive(Debug, Clone)]
+pub struct AccessTokenConfig {
+    pub verify: VerifyMode,
+    pub hs256_secret: Option<Vec<u8>>,
+    /// `(kid, key)`; a key without `kid` matches tokens without one.
+    pub jwks: Vec<(Option<String>, PublicJwk)>,
+    pub issuer: Option<String>,
+    pub audiences: Vec<String>,
+    pub metadata_namespace: String,
+    pub payload_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayConfig {
+    Local { capacity: u32 },
+    Remote { cluster: String, authority: String, path: String, timeout_ms: u32, on_error: OnError },
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceConfig {
+    pub secret: Vec<u8>,
+    pub rotation_seconds: i64,
+}
+
+/// The validated configuration, shared read-only by every HTTP context of a VM.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub enabled: bool,
+    pub required: bool,
+    pub proof: ProofPolicy,
+    /// Normalized `scheme://authority` when set.
+    pub public_origin: Option<String>,
+    pub trust_forwarded_proto: bool,
+    pub problem_base_uri: String,
+    /// Lower-case header name.
+    pub forward_jkt_header: String,
+    pub routes: Vec<RouteRule>,
+    pub access_token: AccessTokenConfig,
+    pub replay: ReplayConfig,
+    pub nonce: Option<NonceConfig>,
+}
+
+// ---- raw (serde) shapes: every object denies unknown fields ----
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    enabled: Option<bool>,
+    required: Option<bool>,
+    proof_ttl: Option<i64>,
+    clock_skew: Option<i64>,
+    algorithms: Option<Vec<String>>,
+    max_proof_bytes: Option<u64>,
+    require_ath: Option<bool>,
+    public_origin: Option<String>,
+    trust_forwarded_proto: Option<bool>,
+    problem_base_uri: Option<String>,
+    forward_jkt_header: Option<String>,
+    routes: Option<Vec<RawRoute>>,
+    access_token: Option<RawAccessToken>,
+    replay: Option<RawReplay>,
+    nonce: Option<RawNonce>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    prefix: String,
+    policy: RoutePolicy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAccessToken {
+    verify: Option<VerifyMode>,
+    hs256_secret: Option<String>,
+    jwks: Option<serde_json::Value>,
+    issuer: Option<String>,
+    audiences: Option<Vec<String>>,
+    metadata_namespace: Option<String>,
+    payload_key: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum StoreKind {
+    Local,
+    Remote,
+    Off,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReplay {
+    store: Option<StoreKind>,
+    capacity: Option<u64>,
+    cluster: Option<String>,
+    authority: Option<String>,
+    path: Option<String>,
+    timeout_ms: Option<u64>,
+    on_error: Option<OnError>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNonce {
+    secret: String,
+    rotation_seconds: Option<i64>,
+}
+
+pub const DEFAULT_PROBLEM_BASE_URI: &str = "https://arcp.0x001.tech/docs/problems";
+
+fn ranged(key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> Result<i64, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < lo || v > hi {
+        return err(key, format!("must be between {lo} and {hi}, got {v}"));
+    }
+    Ok(v)
+}
+
+fn ranged_u(key: &str, v: Option<u64>, default: u64, lo: u64, hi: u64) -> Result<u64, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < lo || v > hi {
+        return err(key, format!("must be between {lo} and {hi}, got {v}"));
+    }
+    Ok(v)
+}
+
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Config {
+    /// Parses the plugin configuration. Empty (or whitespace-only) input means all defaults.
+    pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let raw: RawConfig = if bytes.iter().all(u8::is_ascii_whitespace) {
+            RawConfig::default()
+        } else {
+            // serde also accepts a struct written as an array; the contract is an object.
+            if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                return err("(top level)", "configuration must be a JSON object");
+            }
+            let de = &mut serde_json::Deserializer::from_slice(bytes);
+            let raw = serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                let key = if path == "." || path == "?" { "(top level)".to_owned() } else { path };
+                ConfigError { key, message: e.inner().to_string() }
+            })?;
+            raw
+        };
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let proof_ttl = ranged("proof_ttl", raw.proof_ttl, 120, 1, 86_400)?;
+        let clock_skew = ranged("clock_skew", raw.clock_skew, 60, 0, 3_600)?;
+        let algorithms = match raw.algorithms {
+            None => ProofPolicy::default().algorithms,
+            Some(names) => {
+                let mut set = AlgSet::empty();
+                for n in &names {
+                    match Alg::from_name(n) {
+                        Some(a) => set = set.with(a),
+                        None => {
+                            return err(
+                                "algorithms",
+                                format!("unsupported algorithm {n:?} (supported: EdDSA, ES256, ES384, RS256, PS256)"),
+                            )
+                        }
+                    }
+                }
+                if set.is_empty() {
+                    return err("algorithms", "must name at least one algorithm");
+                }
+                set
+            }
+        };
+        let max_proof_bytes = ranged_u("max_proof_bytes", raw.max_proof_bytes, 8192, 256, 65_536)? as usize;
+        let proof = ProofPolicy {
+            algorithms,
+            proof_ttl,
+            clock_skew,
+            max_proof_bytes,
+            require_ath: raw.require_ath.unwrap_or(true),
+        };
+
+        let public_origin = match raw.public_origin {
+            None => None,
+            Some(o) => {
+                // An origin: scheme://authority, optionally one trailing '/', nothing else.
+                let after_scheme = o.split_once("://").map_or("", |(_, r)| r);
+                let has_path = after_scheme.trim_end_matches('/').contains(['/', '?', '#']);
+                match htu::normalize(&o) {
+                    Some(n) if !has_path && !after_scheme.is_empty() => {
+                        Some(n.trim_end_matches('/').to_owned())
+                    }
+                    _ => return err("public_origin", "must be an origin like https://api.example.com (no path)"),
+                }
+            }
+        };
+
+        let problem_base_uri = raw.problem_base_uri.unwrap_or_else(|| DEFAULT_PROBLEM_BASE_URI.to_owned());
+        if !(problem_base_uri.starts_with("https://") || problem_base_uri.starts_with("http://"))
+            || problem_base_uri.bytes().any(|b| b <= 0x20 || b == b'"' || b >= 0x7f)
+        {
+            return err("problem_base_uri", "must be an absolute http(s) URI");
+        }
+        let problem_base_uri = problem_base_uri.trim_end_matches('/').to_owned();
+
+        let forward_jkt_header = raw.forward_jkt_header.unwrap_or_else(|| "x-dpop-jkt".to_owned()).to_ascii_lowercase();
+        if !is_header_name(&forward_jkt_header) || forward_jkt_header == "authorization" || forward_jkt_header == "dpop" {
+            return err("forward_jkt_header", "must be a plain header name such as x-dpop-jkt");
+        }
+
+        let mut routes = Vec::new();
+        for (i, r) in raw.routes.unwrap_or_default().into_iter().enumerate() {
+            if !r.prefix.starts_with('/') {
+                return err(&format!("routes[{i}].prefix"), "must start with '/'");
+            }
+            routes.push(RouteRule { prefix: r.prefix, policy: r.policy });
+        }
+
+        let access_token = access_token(raw.access_token.unwrap_or_default())?;
+        let replay = replay(raw.replay.unwrap_or_default())?;
+        let nonce = match raw.nonce {
+            None => None,
+            Some(n) => {
+                if n.secret.len() < 16 {
+                    return err("nonce.secret", "must be at least 16 characters");
+                }
+                let rotation_seconds = ranged("nonce.rotation_seconds", n.rotation_seconds, 300, 10, 86_400)?;
+                Some(NonceConfig { secret: n.secret.into_bytes(), rotation_seconds })
+            }
+        };
+
+        Ok(Config {
+            enabled: raw.enabled.unwrap_or(true),
+            required: raw.required.unwrap_or(false),
+            proof,
+            public_origin,
+            trust_forwarded_proto: raw.trust_forwarded_proto.unwrap_or(false),
+            problem_base_uri,
+            forward_jkt_header,
+            routes,
+            access_token,
+            replay,
+            nonce,
+        })
+    }
+
+    /// The policy for a request path: first matching prefix wins, else `required`/`optional`.
+    pub fn route_policy(&self, path: &str) -> RoutePolicy {
+        self.routes
+            .iter()
+            .find(|r| path.starts_with(r.prefix.as_str()))
+            .map(|r| r.policy)
+            .unwrap_or(if self.required { RoutePolicy::Required } else { RoutePolicy::Optional })
+    }
+
+    /// Replay TTL, SPEC §5: a proof is acceptable for at most `proof_ttl + clock_skew` seconds.
+    pub fn replay_ttl(&self) -> i64 {
+        self.proof.proof_ttl + self.proof.clock_skew
+    }
+}
+
+fn access_token(raw: RawAccessToken) -> Result<AccessTokenConfig, ConfigError> {
+    let verify = raw.verify.unwrap_or(VerifyMode::Upstream);
+    let hs256_secret = match raw.hs256_secret {
+        None => None,
+        Some(s) if s.len() < 32 => {
+            return err("access_token.hs256_secret", "must be at least 32 bytes (RFC 7518 §3.2)")
+        }
+        Some(s) => Some(s.into_bytes()),
+    };
+    let mut jwks = Vec::new();
+    if let Some(v) = raw.jwks {
+        let keys = v
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .ok_or(ConfigError { key: "access_token.jwks".into(), message: "must be a JWKS object {\"keys\": [...]}".into() })?;
+        for (i, k) in keys.iter().enumerate() {
+            let key = format!("access_token.jwks.keys[{i}]");
+            let text = serde_json::to_vec(k).map_err(|e| ConfigError { key: key.clone(), message: e.to_string() })?;
+            let jwk = PublicJwk::from_json(&text)
+                .map_err(|e| ConfigError { key: key.clone(), message: format!("not a usable public key ({e:?})") })?;
+            let kid = k.get("kid").and_then(|v| v.as_str()).map(str::to_owned);
+            jwks.push((kid, jwk));
+        }
+    }
+    let keyed = hs256_secret.is_some() || !jwks.is_empty();
+    match verify {
+        VerifyMode::Keys if !keyed => {
+            return err("access_token.verify", "\"keys\" needs access_token.hs256_secret or access_token.jwks")
+        }
+        VerifyMode::Upstream | VerifyMode::JwtAuthn if keyed => {
+            return err(
+                "access_token.verify",
+                "hs256_secret/jwks are only used with verify = \"keys\"",
+            )
+        }
+        _ => {}
+    }
+    let audiences = raw.audiences.unwrap_or_default();
+    let metadata_namespace = raw.metadata_namespace.unwrap_or_else(|| "envoy.filters.http.jwt_authn".to_owned());
+    let payload_key = raw.payload_key.unwrap_or_else(|| "payload".to_owned());
+    if metadata_namespace.is_empty() {
+        return err("access_token.metadata_namespace", "must not be empty");
+    }
+    if payload_key.is_empty() {
+        return err("access_token.payload_key", "must not be empty");
+    }
+    Ok(AccessTokenConfig {
+        verify,
+        hs256_secret,
+        jwks,
+        issuer: raw.issuer,
+        audiences,
+        metadata_namespace,
+        payload_key,
+    })
+}
+
+fn replay(raw: RawReplay) -> Result<ReplayConfig, ConfigError> {
+    let store = raw.store.unwrap_or(StoreKind::Local);
+    let remote_only = [
+        ("replay.cluster", raw.cluster.is_some()),
+        ("replay.authority", raw.authority.is_some()),
+        ("replay.path", raw.path.is_some()),
+        ("replay.timeout_ms", raw.timeout_ms.is_some()),
+        ("replay.on_error", raw.on_error.is_some()),
+    ];
+    match store {
+        StoreKind::Local => {
+            if let Some((k, _)) = remote_only.iter().find(|(_, set)| *set) {
+                return err(k, "only applies to replay.store = \"remote\"");
+            }
+            let capacity = ranged_u("replay.capacity", raw.capacity, 100_000, 16, 10_000_000)? as u32;
+            Ok(ReplayConfig::Local { capacity })
+        }
+        StoreKind::Remote => {
+            if raw.capacity.is_some() {
+                return err("replay.capacity", "only applies to replay.store = \"local\"");
+            }
+            let cluster = match raw.cluster {
+                Some(c) if !c.is_empty() => c,
+                _ => return err("replay.cluster", "is required when replay.store = \"remote\""),
+            };
+            let authority = raw.authority.unwrap_or_else(|| "dpop-replay".to_owned());
+            let path = raw.path.unwrap_or_else(|| "/v1/replay".to_owned());
+            if !path.starts_with('/') {
+                return err("replay.path", "must start with '/'");
+            }
+            let timeout_ms = ranged_u("replay.timeout_ms", raw.timeout_ms, 200, 1, 60_000)? as u32;
+            Ok(ReplayConfig::Remote {
+                cluster,
+                authority,
+                path,
+                timeout_ms,
+                on_error: raw.on_error.unwrap_or(OnError::Deny),
+            })
+        }
+        StoreKind::Off => {
+            if raw.capacity.is_some() {
+                return err("replay.capacity", "only applies to replay.store = \"local\"");
+            }
+            if let Some((k, _)) = remote_only.iter().find(|(_, set)| *set) {
+                return err(k, "only applies to replay.store = \"remote\"");
+            }
+            Ok(ReplayConfig::Off)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_is_defaults() {
+        for input in [&b""[..], b"  ", b"{}"] {
+            let c = Config::parse(input).unwrap();
+            assert!(c.enabled && !c.required);
+            assert_eq!(c.proof.proof_ttl, 120);
+            assert_eq!(c.proof.algorithms.names(), "EdDSA ES256 RS256");
+            assert_eq!(c.replay, ReplayConfig::Local { capacity: 100_000 });
+            assert_eq!(c.forward_jkt_header, "x-dpop-jkt");
+            assert_eq!(c.replay_ttl(), 180);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"enabeld": true}"#, "enabeld"),
+            (r#"{"enabled": "yes"}"#, "enabled"),
+            (r#"{"proof_ttl": 0}"#, "proof_ttl"),
+            (r#"{"algorithms": ["HS256"]}"#, "algorithms"),
+            (r#"{"algorithms": []}"#, "algorithms"),
+            (r#"{"replay": {"store": "remote"}}"#, "replay.cluster"),
+            (r#"{"replay": {"store": "redis"}}"#, "replay.store"),
+            (r#"{"replay": {"capacity": 10}}"#, "replay.capacity"),
+            (r#"{"replay": {"store": "local", "cluster": "x"}}"#, "replay.cluster"),
+            (r#"{"replay": {"store":"remote","cluster":"c","timeout_ms": 0}}"#, "replay.timeout_ms"),
+            (r#"{"routes": [{"prefix": "x", "policy": "off"}]}"#, "routes[0].prefix"),
+            (r#"{"routes": [{"prefix": "/x", "policy": "maybe"}]}"#, "routes[0].policy"),
+            (r#"{"access_token": {"verify": "keys"}}"#, "access_token.verify"),
+            (r#"{"access_token": {"verify": "keys", "hs256_secret": "short"}}"#, "access_token.hs256_secret"),
+            (r#"{"access_token": {"verfy": "keys"}}"#, "access_token.verfy"),
+            (r#"{"public_origin": "https://a.example/path"}"#, "public_origin"),
+            (r#"{"public_origin": "ftp://a.example"}"#, "public_origin"),
+            (r#"{"forward_jkt_header": "bad header"}"#, "forward_jkt_header"),
+            (r#"{"nonce": {"secret": "x"}}"#, "nonce.secret"),
+            (r#"[1]"#, "(top level)"),
+            (r#"{"enabled": true"#, "(top level)"),
+        ];
+        for (input, key) in cases {
+            let e = Config::parse(input.as_bytes()).unwrap_err();
+            assert_eq!(e.key, *key, "{input}: {e}");
+        }
+    }
+
+    #[test]
+    fn full_config() {
+        let c = Config::parse(
+            br#"{"required": true, "public_origin": "HTTPS://API.example.com:443",
+                 "routes": [{"prefix": "/auth/agent/request_temp_token", "policy": "proof_only"},
+                            {"prefix": "/health", "policy": "off"}],
+                 "replay": {"store": "remote", "cluster": "outbound|8080||dpop-replay.dpop.svc.cluster.local", "on_error": "allow"},
+                 "access_token": {"verify": "keys", "hs256_secret": "0123456789abcdef0123456789abcdef", "issuer": "arcp", "audiences": ["api"]},
+                 "nonce": {"secret": "0123456789abcdef"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.public_origin.as_deref(), Some("https://api.example.com"));
+        assert_eq!(c.route_policy("/auth/agent/request_temp_token"), RoutePolicy::ProofOnly);
+        assert_eq!(c.route_policy("/health/x"), RoutePolicy::Off);
+        assert_eq!(c.route_policy("/api"), RoutePolicy::Required);
+        assert!(matches!(c.replay, ReplayConfig::Remote { on_error: OnError::Allow, timeout_ms: 200, .. }));
+    }
+}

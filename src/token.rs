@@ -1,0 +1,179 @@
+//! Access tokens (SPEC §4): `Authorization` extraction, and reading `cnf.jkt` from a JWT either
+//! after verifying it here (`keys`) or without verification (`upstream`, the upstream verifies).
+
+use crate::config::AccessTokenConfig;
+use crate::jose::{Alg, CompactJws, JwsError};
+use crate::json::{parse_object, Json, Object};
+use crate::reason::DenyReason;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Tokens longer than this are refused before decoding (Envoy's default header limit is 60 KiB).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    DPoP,
+    Bearer,
+}
+
+/// The access token of a request and the scheme it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credential<'a> {
+    pub scheme: Scheme,
+    pub token: &'a str,
+}
+
+fn is_token68(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+/// Reads the `Authorization` header values. `Ok(None)` when there is no DPoP or Bearer
+/// credential (other schemes are left to other filters); more than one header is refused.
+pub fn extract<'a>(values: &[&'a str]) -> Result<Option<Credential<'a>>, DenyReason> {
+    let value = match values {
+        [] => return Ok(None),
+        [v] => v.trim(),
+        _ => return Err(DenyReason::AuthorizationMultiple),
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let scheme = if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::DPoP
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else {
+        return Ok(None);
+    };
+    let token = rest.trim_start_matches(' ');
+    if token.len() > MAX_TOKEN_BYTES || !is_token68(token) {
+        return Err(DenyReason::AuthorizationMalformed);
+    }
+    Ok(Some(Credential { scheme, token }))
+}
+
+/// What the filter learned about a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// `cnf.jkt` when the token is DPoP-bound.
+    pub jkt: Option<String>,
+}
+
+fn cnf_jkt(claims: &Object) -> Result<Option<String>, DenyReason> {
+    match claims.get("cnf") {
+        None => Ok(None),
+        Some(Json::Object(cnf)) => match cnf.str("jkt") {
+            Ok(j) => Ok(j.map(str::to_owned)),
+            Err(()) => Err(DenyReason::TokenCnfInvalid),
+        },
+        Some(_) => Err(DenyReason::TokenCnfInvalid),
+    }
+}
+
+/// `upstream` mode: decode the payload only, for `cnf.jkt`. The signature is not checked here.
+pub fn inspect_unverified(token: &str) -> Result<TokenInfo, DenyReason> {
+    let jws = CompactJws::parse(token, MAX_TOKEN_BYTES).map_err(|_| DenyReason::TokenMalformed)?;
+    let claims = parse_object(&jws.payload).ok_or(DenyReason::TokenMalformed)?;
+    Ok(TokenInfo { jkt: cnf_jkt(&claims)? })
+}
+
+/// `keys` mode: verify signature, `exp`/`nbf` (with `clock_skew`), issuer, audience.
+pub fn verify(token: &str, cfg: &AccessTokenConfig, now: i64, clock_skew: i64) -> Result<TokenInfo, DenyReason> {
+    use DenyReason as R;
+    let jws = CompactJws::parse(token, MAX_TOKEN_BYTES).map_err(|e| match e {
+        JwsError::TooLarge | JwsError::Malformed | JwsError::HeaderJson => R::TokenMalformed,
+    })?;
+    let alg = jws.header.str("alg").ok().flatten().ok_or(R::TokenMalformed)?;
+    if jws.header.contains("crit") {
+        return Err(R::TokenAlgUnsupported);
+    }
+    if alg == "HS256" {
+        let secret = cfg.hs256_secret.as_deref().ok_or(R::TokenAlgUnsupported)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| R::TokenSignatureInvalid)?;
+        mac.update(jws.signing_input.as_bytes());
+        mac.verify_slice(&jws.signature).map_err(|_| R::TokenSignatureInvalid)?;
+    } else {
+        // Asymmetric: the algorithm must be one we implement and match the selected key.
+        let alg = Alg::from_name(alg).ok_or(R::TokenAlgUnsupported)?;
+        let kid = jws.header.str("kid").map_err(|_| R::TokenMalformed)?;
+        let mut candidates = cfg
+            .jwks
+            .iter()
+            .filter(|(k, _)| kid.is_none() || k.as_deref() == kid)
+            .filter(|(_, key)| key.accepts(alg))
+            .take(4)
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(R::TokenKeyUnknown);
+        }
+        if !candidates.any(|(_, key)| key.verify(alg, jws.signing_input.as_bytes(), &jws.signature)) {
+            return Err(R::TokenSignatureInvalid);
+        }
+    }
+    let claims = parse_object(&jws.payload).ok_or(R::TokenMalformed)?;
+    // RFC 9068 §2.2: JWT access tokens carry exp. A token without one never expires: refuse it.
+    let exp = claims.numeric_date("exp").ok().flatten().ok_or(R::TokenMalformed)?;
+    if now > exp.saturating_add(clock_skew) {
+        return Err(R::TokenExpired);
+    }
+    match claims.numeric_date("nbf") {
+        Ok(None) => {}
+        Ok(Some(nbf)) if nbf <= now.saturating_add(clock_skew) => {}
+        Ok(Some(_)) => return Err(R::TokenNotYetValid),
+        Err(()) => return Err(R::TokenMalformed),
+    }
+    if let Some(iss) = &cfg.issuer {
+        if claims.str("iss") != Ok(Some(iss.as_str())) {
+            return Err(R::TokenIssuerInvalid);
+        }
+    }
+    if !cfg.audiences.is_empty() {
+        let ok = match claims.get("aud") {
+            Some(Json::Str(a)) => cfg.audiences.iter().any(|x| x == a),
+            Some(Json::Array(list)) => list
+                .iter()
+                .any(|v| matches!(v, Json::Str(a) if cfg.audiences.iter().any(|x| x == a))),
+            _ => false,
+        };
+        if !ok {
+            return Err(R::TokenAudienceInvalid);
+        }
+    }
+    Ok(TokenInfo { jkt: cnf_jkt(&claims)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extraction() {
+        assert_eq!(extract(&[]), Ok(None));
+        assert_eq!(
+            extract(&["DPoP abc.def-_~+/=="]),
+            Ok(Some(Credential { scheme: Scheme::DPoP, token: "abc.def-_~+/==" }))
+        );
+        assert_eq!(extract(&["bearer t"]).map(|c| c.map(|c| c.scheme)), Ok(Some(Scheme::Bearer)));
+        assert_eq!(extract(&["Basic dXNlcg=="]), Ok(None));
+        assert_eq!(extract(&["Bearer"]), Err(DenyReason::AuthorizationMalformed));
+        assert_eq!(extract(&["Bearer a b"]), Err(DenyReason::AuthorizationMalformed));
+        assert_eq!(extract(&["Bearer a=b"]), Err(DenyReason::AuthorizationMalformed));
+        assert_eq!(extract(&["Bearer a", "Bearer b"]), Err(DenyReason::AuthorizationMultiple));
+    }
+
+    #[test]
+    fn unverified_cnf() {
+        let tok = |payload: &str| format!("eyJhbGciOiJub25lIn0.{}.", crate::b64::encode(payload.as_bytes()));
+        // unsigned tokens are fine for inspection only; the empty signature is refused by parse
+        assert_eq!(inspect_unverified(&tok(r#"{"cnf":{"jkt":"abc"}}"#)), Err(DenyReason::TokenMalformed));
+        let tok = |payload: &str| format!("eyJhbGciOiJub25lIn0.{}.AA", crate::b64::encode(payload.as_bytes()));
+        assert_eq!(inspect_unverified(&tok(r#"{"cnf":{"jkt":"abc","x5t#S256":"q"}}"#)).unwrap().jkt.as_deref(), Some("abc"));
+        assert_eq!(inspect_unverified(&tok(r#"{"sub":"a"}"#)).unwrap().jkt, None);
+        assert_eq!(inspect_unverified(&tok(r#"{"cnf":"abc"}"#)), Err(DenyReason::TokenCnfInvalid));
+        assert_eq!(inspect_unverified(&tok(r#"{"cnf":{"jkt":1}}"#)), Err(DenyReason::TokenCnfInvalid));
+        assert_eq!(inspect_unverified("opaque-token"), Err(DenyReason::TokenMalformed));
+    }
+}
