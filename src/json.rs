@@ -19,6 +19,10 @@ pub enum Json {
     Object(Object),
 }
 
+/// A member is present but has the wrong JSON type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
+
 /// A JSON object: members in document order, names unique.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Object(pub Vec<(String, Json)>);
@@ -30,28 +34,28 @@ impl Object {
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
-    /// `Ok(None)` when absent, `Err(())` when present but not a string.
-    pub fn str(&self, name: &str) -> Result<Option<&str>, ()> {
+    /// `Ok(None)` when absent, `Err(WrongType)` when present but not a string.
+    pub fn str(&self, name: &str) -> Result<Option<&str>, WrongType> {
         match self.get(name) {
             None => Ok(None),
             Some(Json::Str(s)) => Ok(Some(s)),
-            Some(_) => Err(()),
+            Some(_) => Err(WrongType),
         }
     }
-    pub fn object(&self, name: &str) -> Result<Option<&Object>, ()> {
+    pub fn object(&self, name: &str) -> Result<Option<&Object>, WrongType> {
         match self.get(name) {
             None => Ok(None),
             Some(Json::Object(o)) => Ok(Some(o)),
-            Some(_) => Err(()),
+            Some(_) => Err(WrongType),
         }
     }
     /// A NumericDate (RFC 7519 §2): integer, or a finite float truncated to whole seconds.
-    pub fn numeric_date(&self, name: &str) -> Result<Option<i64>, ()> {
+    pub fn numeric_date(&self, name: &str) -> Result<Option<i64>, WrongType> {
         match self.get(name) {
             None => Ok(None),
             Some(Json::Int(i)) => Ok(Some(*i)),
             Some(Json::Number(f)) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
-            Some(_) => Err(()),
+            Some(_) => Err(WrongType),
         }
     }
 }
@@ -139,8 +143,8 @@ mod tests {
         let o = parse_object(br#"{"a":1700000000,"b":1.5e9,"c":"1","d":1e300}"#).unwrap();
         assert_eq!(o.numeric_date("a"), Ok(Some(1_700_000_000)));
         assert_eq!(o.numeric_date("b"), Ok(Some(1_500_000_000)));
-        assert_eq!(o.numeric_date("c"), Err(()));
-        assert_eq!(o.numeric_date("d"), Err(()));
+        assert_eq!(o.numeric_date("c"), Err(WrongType));
+        assert_eq!(o.numeric_date("d"), Err(WrongType));
         assert_eq!(o.numeric_date("z"), Ok(None));
     }
 }

@@ -128,12 +128,12 @@ pub fn verify_proof(
     let claims = parse_object(&jws.payload).ok_or(R::ProofClaimsInvalid)?;
     let jti = match claims.str("jti") {
         Ok(Some(j)) if !j.is_empty() && j.len() <= MAX_JTI_BYTES => j,
-        Ok(Some(_)) | Err(()) => return Err(R::ProofJtiInvalid),
+        Ok(Some(_)) | Err(crate::json::WrongType) => return Err(R::ProofJtiInvalid),
         Ok(None) => return Err(R::ProofJtiMissing),
     };
     match claims.str("htm") {
         Ok(Some(m)) if m == req.method => {}
-        Ok(Some(_)) | Err(()) => return Err(R::ProofHtmMismatch),
+        Ok(Some(_)) | Err(crate::json::WrongType) => return Err(R::ProofHtmMismatch),
         Ok(None) => return Err(R::ProofHtmMissing),
     }
     match claims.str("htu") {
@@ -145,7 +145,7 @@ pub fn verify_proof(
                 }
             }
         },
-        Err(()) => return Err(R::ProofHtuInvalid),
+        Err(crate::json::WrongType) => return Err(R::ProofHtuInvalid),
         Ok(None) => return Err(R::ProofHtuMissing),
     }
     let iat = claims.numeric_date("iat").map_err(|_| R::ProofIatMissing)?.ok_or(R::ProofIatMissing)?;
@@ -164,19 +164,19 @@ pub fn verify_proof(
             }
             Ok(None) if !policy.require_ath => {}
             Ok(None) => return Err(R::ProofAthMissing),
-            Err(()) => return Err(R::ProofAthMismatch),
+            Err(crate::json::WrongType) => return Err(R::ProofAthMismatch),
         }
     }
     let nonce = match claims.str("nonce") {
         Ok(n) => n.map(str::to_owned),
-        Err(()) => return Err(R::NonceInvalid),
+        Err(crate::json::WrongType) => return Err(R::NonceInvalid),
     };
     let jkt = jwk.thumbprint();
     let replay_key = replay_key(&jkt, jti);
     Ok(VerifiedProof { alg, jkt, jti: jti.to_owned(), iat, nonce, replay_key })
 }
 
-fn jwk_alg(header: &crate::json::Object) -> Result<Option<&str>, ()> {
+fn jwk_alg(header: &crate::json::Object) -> Result<Option<&str>, crate::json::WrongType> {
     match header.get("jwk") {
         Some(Json::Object(o)) => o.str("alg"),
         _ => Ok(None),

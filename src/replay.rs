@@ -131,8 +131,11 @@ impl LocalReplayStore {
 /// An in-memory [`SharedKv`] with Envoy's semantics (CAS ignored for missing keys), for tests.
 #[derive(Default)]
 pub struct MemoryKv {
-    inner: std::sync::Mutex<(std::collections::HashMap<String, (Vec<u8>, u32)>, u32)>,
+    /// (key → (value, cas), last cas handed out)
+    inner: std::sync::Mutex<(MemoryMap, u32)>,
 }
+
+type MemoryMap = std::collections::HashMap<String, (Vec<u8>, u32)>;
 
 impl SharedKv for MemoryKv {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {

@@ -67,7 +67,7 @@ fn cnf_jkt(claims: &Object) -> Result<Option<String>, DenyReason> {
         None => Ok(None),
         Some(Json::Object(cnf)) => match cnf.str("jkt") {
             Ok(j) => Ok(j.map(str::to_owned)),
-            Err(()) => Err(DenyReason::TokenCnfInvalid),
+            Err(crate::json::WrongType) => Err(DenyReason::TokenCnfInvalid),
         },
         Some(_) => Err(DenyReason::TokenCnfInvalid),
     }
@@ -123,7 +123,7 @@ pub fn verify(token: &str, cfg: &AccessTokenConfig, now: i64, clock_skew: i64) -
         Ok(None) => {}
         Ok(Some(nbf)) if nbf <= now.saturating_add(clock_skew) => {}
         Ok(Some(_)) => return Err(R::TokenNotYetValid),
-        Err(()) => return Err(R::TokenMalformed),
+        Err(crate::json::WrongType) => return Err(R::TokenMalformed),
     }
     if let Some(iss) = &cfg.issuer {
         if claims.str("iss") != Ok(Some(iss.as_str())) {

@@ -1,5 +1,11 @@
 //! Published test vectors: RFC 9449 (DPoP) example proofs, RFC 7638/8037 thumbprints and
 //! signatures, and every Wycheproof vector for the algorithms we verify.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use dpop_guard::b64;
 use dpop_guard::jose::{Alg, CompactJws, JwkError, PublicJwk};
@@ -44,7 +50,12 @@ const RFC9449_JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
 
 #[test]
 fn rfc9449_4_1_token_request_proof() {
-    let req = RequestFacts { method: "POST", uri: "https://server.example.com/token", access_token: None, now: 1_562_262_616 };
+    let req = RequestFacts {
+        method: "POST",
+        uri: "https://server.example.com/token",
+        access_token: None,
+        now: 1_562_262_616,
+    };
     let v = verify_proof(RFC9449_4_1, &req, &ProofPolicy::default()).unwrap();
     assert_eq!(v.jkt, RFC9449_JKT);
     assert_eq!(v.alg, Alg::ES256);
@@ -54,34 +65,91 @@ fn rfc9449_4_1_token_request_proof() {
 
     // Still fine at the edges of the default window, refused just outside them.
     let at = |now| RequestFacts { now, ..req };
-    assert!(verify_proof(RFC9449_4_1, &at(1_562_262_616 + 120), &ProofPolicy::default()).is_ok());
-    assert!(verify_proof(RFC9449_4_1, &at(1_562_262_616 - 60), &ProofPolicy::default()).is_ok());
-    assert_eq!(verify_proof(RFC9449_4_1, &at(1_562_262_616 + 121), &ProofPolicy::default()), Err(DenyReason::ProofIatTooOld));
-    assert_eq!(verify_proof(RFC9449_4_1, &at(1_562_262_616 - 61), &ProofPolicy::default()), Err(DenyReason::ProofIatInFuture));
+    assert!(verify_proof(
+        RFC9449_4_1,
+        &at(1_562_262_616 + 120),
+        &ProofPolicy::default()
+    )
+    .is_ok());
+    assert!(verify_proof(
+        RFC9449_4_1,
+        &at(1_562_262_616 - 60),
+        &ProofPolicy::default()
+    )
+    .is_ok());
+    assert_eq!(
+        verify_proof(
+            RFC9449_4_1,
+            &at(1_562_262_616 + 121),
+            &ProofPolicy::default()
+        ),
+        Err(DenyReason::ProofIatTooOld)
+    );
+    assert_eq!(
+        verify_proof(
+            RFC9449_4_1,
+            &at(1_562_262_616 - 61),
+            &ProofPolicy::default()
+        ),
+        Err(DenyReason::ProofIatInFuture)
+    );
     // The request must match.
-    let get = RequestFacts { method: "GET", ..req };
-    assert_eq!(verify_proof(RFC9449_4_1, &get, &ProofPolicy::default()), Err(DenyReason::ProofHtmMismatch));
-    let other = RequestFacts { uri: "https://server.example.com/token2", ..req };
-    assert_eq!(verify_proof(RFC9449_4_1, &other, &ProofPolicy::default()), Err(DenyReason::ProofHtuMismatch));
+    let get = RequestFacts {
+        method: "GET",
+        ..req
+    };
+    assert_eq!(
+        verify_proof(RFC9449_4_1, &get, &ProofPolicy::default()),
+        Err(DenyReason::ProofHtmMismatch)
+    );
+    let other = RequestFacts {
+        uri: "https://server.example.com/token2",
+        ..req
+    };
+    assert_eq!(
+        verify_proof(RFC9449_4_1, &other, &ProofPolicy::default()),
+        Err(DenyReason::ProofHtuMismatch)
+    );
     // An equivalent request URI (default port, host case, query) matches.
-    let equiv = RequestFacts { uri: "https://SERVER.example.com:443/token?x=1", ..req };
+    let equiv = RequestFacts {
+        uri: "https://SERVER.example.com:443/token?x=1",
+        ..req
+    };
     assert!(verify_proof(RFC9449_4_1, &equiv, &ProofPolicy::default()).is_ok());
     // A token endpoint proof carries no ath: with an access token present it is refused.
-    let with_token = RequestFacts { access_token: Some("t"), ..req };
-    assert_eq!(verify_proof(RFC9449_4_1, &with_token, &ProofPolicy::default()), Err(DenyReason::ProofAthMissing));
+    let with_token = RequestFacts {
+        access_token: Some("t"),
+        ..req
+    };
+    assert_eq!(
+        verify_proof(RFC9449_4_1, &with_token, &ProofPolicy::default()),
+        Err(DenyReason::ProofAthMissing)
+    );
     // ES256 not allowed by configuration.
-    let eddsa_only = ProofPolicy { algorithms: [Alg::EdDSA].into_iter().collect(), ..ProofPolicy::default() };
-    assert_eq!(verify_proof(RFC9449_4_1, &req, &eddsa_only), Err(DenyReason::ProofAlgNotAllowed));
+    let eddsa_only = ProofPolicy {
+        algorithms: [Alg::EdDSA].into_iter().collect(),
+        ..ProofPolicy::default()
+    };
+    assert_eq!(
+        verify_proof(RFC9449_4_1, &req, &eddsa_only),
+        Err(DenyReason::ProofAlgNotAllowed)
+    );
     // One flipped signature character.
     let mut forged = RFC9449_4_1.to_owned();
     forged.replace_range(forged.len() - 3..forged.len() - 2, "4");
     assert_ne!(forged, RFC9449_4_1);
-    assert_eq!(verify_proof(&forged, &req, &ProofPolicy::default()), Err(DenyReason::ProofSignatureInvalid));
+    assert_eq!(
+        verify_proof(&forged, &req, &ProofPolicy::default()),
+        Err(DenyReason::ProofSignatureInvalid)
+    );
 }
 
 #[test]
 fn rfc9449_7_1_resource_request_proof() {
-    assert_eq!(ath_for(RFC9449_7_1_TOKEN), "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo");
+    assert_eq!(
+        ath_for(RFC9449_7_1_TOKEN),
+        "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+    );
     let req = RequestFacts {
         method: "GET",
         uri: "https://resource.example.org/protectedresource",
@@ -93,15 +161,36 @@ fn rfc9449_7_1_resource_request_proof() {
     assert_eq!(v.jti, "e1j3V_bKic8-LAEB");
     assert_eq!(v.iat, 1_562_262_618);
 
-    let other_token = RequestFacts { access_token: Some("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxV"), ..req };
-    assert_eq!(verify_proof(RFC9449_7_1, &other_token, &ProofPolicy::default()), Err(DenyReason::ProofAthMismatch));
+    let other_token = RequestFacts {
+        access_token: Some("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxV"),
+        ..req
+    };
+    assert_eq!(
+        verify_proof(RFC9449_7_1, &other_token, &ProofPolicy::default()),
+        Err(DenyReason::ProofAthMismatch)
+    );
     // Without an access token the ath claim is not consulted.
-    let no_token = RequestFacts { access_token: None, ..req };
+    let no_token = RequestFacts {
+        access_token: None,
+        ..req
+    };
     assert!(verify_proof(RFC9449_7_1, &no_token, &ProofPolicy::default()).is_ok());
-    let post = RequestFacts { method: "POST", ..req };
-    assert_eq!(verify_proof(RFC9449_7_1, &post, &ProofPolicy::default()), Err(DenyReason::ProofHtmMismatch));
-    let http = RequestFacts { uri: "http://resource.example.org/protectedresource", ..req };
-    assert_eq!(verify_proof(RFC9449_7_1, &http, &ProofPolicy::default()), Err(DenyReason::ProofHtuMismatch));
+    let post = RequestFacts {
+        method: "POST",
+        ..req
+    };
+    assert_eq!(
+        verify_proof(RFC9449_7_1, &post, &ProofPolicy::default()),
+        Err(DenyReason::ProofHtmMismatch)
+    );
+    let http = RequestFacts {
+        uri: "http://resource.example.org/protectedresource",
+        ..req
+    };
+    assert_eq!(
+        verify_proof(RFC9449_7_1, &http, &ProofPolicy::default()),
+        Err(DenyReason::ProofHtuMismatch)
+    );
 }
 
 #[test]
@@ -111,7 +200,9 @@ fn rfc9449_example_key_thumbprint() {
     assert_eq!(PublicJwk::from_json(jwk).unwrap().thumbprint(), RFC9449_JKT);
     // And the jwk carried by the proof header itself.
     let jws = CompactJws::parse(RFC9449_4_1, 8192).unwrap();
-    let Some(dpop_guard::json::Json::Object(o)) = jws.header.get("jwk") else { panic!("no jwk") };
+    let Some(dpop_guard::json::Json::Object(o)) = jws.header.get("jwk") else {
+        panic!("no jwk")
+    };
     assert_eq!(PublicJwk::from_object(o).unwrap().thumbprint(), RFC9449_JKT);
 }
 
@@ -127,13 +218,26 @@ fn rfc7638_rsa_thumbprint() {
     let bare = format!(r#"{{"kty":"RSA","n":"{RFC7638_N}","e":"AQAB"}}"#);
     let k = PublicJwk::from_json(bare.as_bytes()).unwrap();
     assert_eq!(k.thumbprint(), want);
-    assert_eq!(k.thumbprint_input(), format!(r#"{{"e":"AQAB","kty":"RSA","n":"{RFC7638_N}"}}"#));
+    assert_eq!(
+        k.thumbprint_input(),
+        format!(r#"{{"e":"AQAB","kty":"RSA","n":"{RFC7638_N}"}}"#)
+    );
     // RFC 7638 §3.1 example: the same key with alg and kid members (ignored by the thumbprint).
-    let full = format!(r#"{{"kty":"RSA","n":"{RFC7638_N}","e":"AQAB","alg":"RS256","kid":"2011-04-29"}}"#);
-    assert_eq!(PublicJwk::from_json(full.as_bytes()).unwrap().thumbprint(), want);
+    let full =
+        format!(r#"{{"kty":"RSA","n":"{RFC7638_N}","e":"AQAB","alg":"RS256","kid":"2011-04-29"}}"#);
+    assert_eq!(
+        PublicJwk::from_json(full.as_bytes()).unwrap().thumbprint(),
+        want
+    );
     // Member order and use=sig do not matter either.
-    let reordered = format!(r#"{{"use":"sig","e":"AQAB","kid":"x","n":"{RFC7638_N}","kty":"RSA"}}"#);
-    assert_eq!(PublicJwk::from_json(reordered.as_bytes()).unwrap().thumbprint(), want);
+    let reordered =
+        format!(r#"{{"use":"sig","e":"AQAB","kid":"x","n":"{RFC7638_N}","kty":"RSA"}}"#);
+    assert_eq!(
+        PublicJwk::from_json(reordered.as_bytes())
+            .unwrap()
+            .thumbprint(),
+        want
+    );
 }
 
 const RFC8037_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
@@ -143,21 +247,37 @@ fn rfc8037_ed25519() {
     // A.3: thumbprint of the A.2 public key.
     let jwk = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{RFC8037_X}"}}"#);
     let k = PublicJwk::from_json(jwk.as_bytes()).unwrap();
-    assert_eq!(k.thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    assert_eq!(
+        k.thumbprint(),
+        "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+    );
     // A.4/A.5: the EdDSA JWS over "Example of Ed25519 signing".
     let jws = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
     let parsed = CompactJws::parse(jws, 8192).unwrap();
     assert_eq!(parsed.payload, b"Example of Ed25519 signing");
-    assert!(k.verify(Alg::EdDSA, parsed.signing_input.as_bytes(), &parsed.signature));
-    assert!(!k.verify(Alg::EdDSA, b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmd", &parsed.signature));
+    assert!(k.verify(
+        Alg::EdDSA,
+        parsed.signing_input.as_bytes(),
+        &parsed.signature
+    ));
+    assert!(!k.verify(
+        Alg::EdDSA,
+        b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmd",
+        &parsed.signature
+    ));
     // Wrong-alg paths are refused by verify itself, whatever the signature.
     for alg in [Alg::ES256, Alg::ES384, Alg::RS256, Alg::PS256] {
         assert!(!k.accepts(alg));
         assert!(!k.verify(alg, parsed.signing_input.as_bytes(), &parsed.signature));
     }
     // A.1: the private key form is refused as a proof key.
-    let private = format!(r#"{{"kty":"OKP","crv":"Ed25519","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"{RFC8037_X}"}}"#);
-    assert_eq!(PublicJwk::from_json(private.as_bytes()).unwrap_err(), JwkError::Private);
+    let private = format!(
+        r#"{{"kty":"OKP","crv":"Ed25519","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"{RFC8037_X}"}}"#
+    );
+    assert_eq!(
+        PublicJwk::from_json(private.as_bytes()).unwrap_err(),
+        JwkError::Private
+    );
 }
 
 #[test]
@@ -169,16 +289,28 @@ fn p256_x_with_leading_zero_byte() {
     assert_eq!(b64::decode(x).unwrap()[0], 0);
     let jwk = format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}"}}"#);
     let k = PublicJwk::from_json(jwk.as_bytes()).unwrap();
-    assert_eq!(k.thumbprint(), "blYhrm9qF1QjcvW-PCH4EI6gqOq6p1fcH8eCuxaT0WU");
-    assert_eq!(k.thumbprint_input(), format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#));
+    assert_eq!(
+        k.thumbprint(),
+        "blYhrm9qF1QjcvW-PCH4EI6gqOq6p1fcH8eCuxaT0WU"
+    );
+    assert_eq!(
+        k.thumbprint_input(),
+        format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#)
+    );
     // The same x with its leading zero stripped (31 bytes) is not a valid JWK.
     let short = b64::encode(&b64::decode(x).unwrap()[1..]);
     let bad = format!(r#"{{"kty":"EC","crv":"P-256","x":"{short}","y":"{y}"}}"#);
-    assert_eq!(PublicJwk::from_json(bad.as_bytes()).unwrap_err(), JwkError::Invalid);
+    assert_eq!(
+        PublicJwk::from_json(bad.as_bytes()).unwrap_err(),
+        JwkError::Invalid
+    );
     // The other square root is a valid point with a different thumbprint.
     let y2 = "vZY9T2gbjGiQw_42aRTJDe6aCgU7yZI-_4kSEnj8lbs";
     let other = format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y2}"}}"#);
-    assert_ne!(PublicJwk::from_json(other.as_bytes()).unwrap().thumbprint(), "blYhrm9qF1QjcvW-PCH4EI6gqOq6p1fcH8eCuxaT0WU");
+    assert_ne!(
+        PublicJwk::from_json(other.as_bytes()).unwrap().thumbprint(),
+        "blYhrm9qF1QjcvW-PCH4EI6gqOq6p1fcH8eCuxaT0WU"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -192,6 +324,7 @@ const WYCHEPROOF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/wyc
 ///   §9.2 note 1 allows verifiers to accept it, but JWS RS256 signers always emit the NULL
 ///   and accepting two encodings buys nothing; the `rsa` crate compares the full encoded
 ///   message, so the stricter choice is also the one we get.
+///
 /// Any other flag on an `acceptable` vector fails the test until a decision is written here.
 const ACCEPTABLE_POLICY: &[(&str, bool)] = &[("MissingNull", false)];
 
@@ -227,7 +360,8 @@ fn group_jwk(group: &Value) -> (Value, bool) {
         return (j.clone(), false);
     }
     let pk = &group["publicKey"];
-    let (size, crv) = ec_size(pk["curve"].as_str().unwrap()).expect("group without a JWK must be an EC key");
+    let (size, crv) =
+        ec_size(pk["curve"].as_str().unwrap()).expect("group without a JWK must be an EC key");
     let coord = |name: &str| {
         let raw = hex::decode(pk[name].as_str().unwrap()).unwrap();
         let trimmed: Vec<u8> = raw.iter().copied().skip_while(|b| *b == 0).collect();
@@ -236,7 +370,10 @@ fn group_jwk(group: &Value) -> (Value, bool) {
         out.extend(trimmed);
         b64::encode(&out)
     };
-    (serde_json::json!({"kty": "EC", "crv": crv, "x": coord("wx"), "y": coord("wy")}), true)
+    (
+        serde_json::json!({"kty": "EC", "crv": crv, "x": coord("wx"), "y": coord("wy")}),
+        true,
+    )
 }
 
 fn run_wycheproof(file: &str, alg: Alg) -> Tally {
@@ -251,15 +388,22 @@ fn run_wycheproof(file: &str, alg: Alg) -> Tally {
         tally.jwk_from_raw_key += usize::from(from_raw);
         let jwk = PublicJwk::from_json(jwk_value.to_string().as_bytes());
         if let Ok(k) = &jwk {
-            assert!(k.accepts(alg), "{file} group {gi}: key does not accept {alg:?}");
+            assert!(
+                k.accepts(alg),
+                "{file} group {gi}: key does not accept {alg:?}"
+            );
         }
         let tests = group["tests"].as_array().unwrap();
         if let Err(e) = &jwk {
             tally.rejected_keys += 1;
-            let explained = EXPLAINED_REJECTED_KEYS.iter().any(|(f, g, _)| *f == file && *g == gi);
+            let explained = EXPLAINED_REJECTED_KEYS
+                .iter()
+                .any(|(f, g, _)| *f == file && *g == gi);
             let valid = tests.iter().filter(|t| t["result"] == "valid").count();
             if valid > 0 && !explained {
-                failures.push(format!("group {gi}: JWK refused ({e:?}) but {valid} valid vectors"));
+                failures.push(format!(
+                    "group {gi}: JWK refused ({e:?}) but {valid} valid vectors"
+                ));
             }
         }
         for t in tests {
@@ -267,8 +411,16 @@ fn run_wycheproof(file: &str, alg: Alg) -> Tally {
             let id = t["tcId"].as_u64().unwrap();
             let msg = hex::decode(t["msg"].as_str().unwrap()).unwrap();
             let sig = hex::decode(t["sig"].as_str().unwrap()).unwrap();
-            let got = jwk.as_ref().map(|k| k.verify(alg, &msg, &sig)).unwrap_or(false);
-            let flags: Vec<&str> = t["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+            let got = jwk
+                .as_ref()
+                .map(|k| k.verify(alg, &msg, &sig))
+                .unwrap_or(false);
+            let flags: Vec<&str> = t["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
             let want = match t["result"].as_str().unwrap() {
                 "valid" => {
                     tally.valid += 1;
@@ -287,7 +439,9 @@ fn run_wycheproof(file: &str, alg: Alg) -> Tally {
                                 .iter()
                                 .find(|(name, _)| name == f)
                                 .map(|(_, accept)| *accept)
-                                .unwrap_or_else(|| panic!("{file} tc {id}: no policy for acceptable flag {f}"))
+                                .unwrap_or_else(|| {
+                                    panic!("{file} tc {id}: no policy for acceptable flag {f}")
+                                })
                         })
                         .collect();
                     // Accept only when every flag's policy accepts.
@@ -310,8 +464,17 @@ fn run_wycheproof(file: &str, alg: Alg) -> Tally {
         "{file}: {} vectors ({} valid, {} invalid, {} acceptable) in {} groups; {} JWKs built from the raw key; {} keys refused",
         tally.total, tally.valid, tally.invalid, tally.acceptable, tally.groups, tally.jwk_from_raw_key, tally.rejected_keys
     );
-    assert!(failures.is_empty(), "{file}: {} failures:\n{}", failures.len(), failures.join("\n"));
-    assert_eq!(tally.total, expected, "{file}: executed {} of numberOfTests {expected}", tally.total);
+    assert!(
+        failures.is_empty(),
+        "{file}: {} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        tally.total, expected,
+        "{file}: executed {} of numberOfTests {expected}",
+        tally.total
+    );
     tally
 }
 

@@ -57,11 +57,19 @@ impl TestKey {
     }
     /// A 2048-bit RSA key, generated once per test binary.
     pub fn rsa() -> TestKey {
-        TestKey::Rsa(RSA_2048.get_or_init(|| rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap()).clone())
+        TestKey::Rsa(
+            RSA_2048
+                .get_or_init(|| rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap())
+                .clone(),
+        )
     }
     /// A second, different 2048-bit RSA key.
     pub fn rsa_b() -> TestKey {
-        TestKey::Rsa(RSA_2048_B.get_or_init(|| rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap()).clone())
+        TestKey::Rsa(
+            RSA_2048_B
+                .get_or_init(|| rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap())
+                .clone(),
+        )
     }
     pub fn rsa_bits(bits: usize) -> TestKey {
         TestKey::Rsa(rsa::RsaPrivateKey::new(&mut OsRng, bits).unwrap())
@@ -119,7 +127,9 @@ impl TestKey {
 
     /// The RFC 7638 thumbprint the verifier must report for this key.
     pub fn jkt(&self) -> String {
-        dpop_guard::jose::PublicJwk::from_json(self.public_jwk().as_bytes()).unwrap().thumbprint()
+        dpop_guard::jose::PublicJwk::from_json(self.public_jwk().as_bytes())
+            .unwrap()
+            .thumbprint()
     }
 
     /// JWS signature over `input` for `alg`. The key type decides the primitive; `alg` only
@@ -143,7 +153,8 @@ impl TestKey {
             TestKey::Rsa(k) => {
                 let digest = Sha256::digest(input);
                 if alg == "PS256" {
-                    k.sign_with_rng(&mut OsRng, rsa::Pss::new_with_salt::<Sha256>(32), &digest).unwrap()
+                    k.sign_with_rng(&mut OsRng, rsa::Pss::new_with_salt::<Sha256>(32), &digest)
+                        .unwrap()
                 } else {
                     k.sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest).unwrap()
                 }
@@ -154,7 +165,10 @@ impl TestKey {
 
 /// A standard DPoP header for `key` with `alg`.
 pub fn header_for(alg: &str, key: &TestKey) -> String {
-    format!(r#"{{"typ":"dpop+jwt","alg":"{alg}","jwk":{}}}"#, key.public_jwk())
+    format!(
+        r#"{{"typ":"dpop+jwt","alg":"{alg}","jwk":{}}}"#,
+        key.public_jwk()
+    )
 }
 
 /// The `alg` a header asks for (used to pick RS256 vs PS256), if the header is JSON at all.
@@ -167,7 +181,12 @@ fn header_alg(header_json: &str) -> String {
 
 /// Builds a compact JWS from raw header and claims JSON text, signed with `key`.
 pub fn make_proof(header_json: &str, claims_json: &str, key: &TestKey) -> String {
-    make_proof_bytes(header_json.as_bytes(), claims_json.as_bytes(), key, &header_alg(header_json))
+    make_proof_bytes(
+        header_json.as_bytes(),
+        claims_json.as_bytes(),
+        key,
+        &header_alg(header_json),
+    )
 }
 
 /// Like [`make_proof`] for arbitrary header/payload bytes and an explicit signing `alg`.

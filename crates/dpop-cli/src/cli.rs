@@ -7,7 +7,7 @@ const EXAMPLES: &str = "\
 Examples:
   dpop keygen --alg ES256 --out k.json
   dpop thumbprint --key k.json
-  TOKEN=$(dpop token --secret s3cret --bind-key k.json --sub agent-1)
+  TOKEN=$(dpop token --secret \"$HS256_SECRET\" --bind-key k.json --sub agent-1)
   curl -H \"Authorization: DPoP $TOKEN\" \\
        -H \"DPoP: $(dpop proof --key k.json --htm GET --htu http://127.0.0.1:10000/hello --token $TOKEN)\" \\
        http://127.0.0.1:10000/hello
@@ -40,13 +40,19 @@ pub enum Command {
     /// Print the RFC 7638 SHA-256 thumbprint (the `jkt`) of a key
     Thumbprint(KeyArgs),
     /// Make a DPoP proof JWT (compact JWS) for one request; print it
-    #[command(after_help = "Example:\n  curl -H \"DPoP: $(dpop proof --key k.json --htm GET --htu http://127.0.0.1:10000/hello)\" \\\n       http://127.0.0.1:10000/hello")]
+    #[command(
+        after_help = "Example:\n  curl -H \"DPoP: $(dpop proof --key k.json --htm GET --htu http://127.0.0.1:10000/hello)\" \\\n       http://127.0.0.1:10000/hello"
+    )]
     Proof(ProofArgs),
     /// Mint a test access token (JWT) bound to a key with cnf.jkt; print it
-    #[command(after_help = "Examples:\n  dpop token --secret s3cret --bind-key k.json --sub agent-1 --aud api\n  dpop token --key issuer.json --kid is1 --jkt \"$(dpop thumbprint --key k.json)\"")]
+    #[command(
+        after_help = "Examples:\n  dpop token --secret \"$HS256_SECRET\" --bind-key k.json --sub agent-1 --aud api\n  dpop token --key issuer.json --kid is1 --jkt \"$(dpop thumbprint --key k.json)\""
+    )]
     Token(TokenArgs),
     /// Check a proof with the filter's own verifier (exit 0 ok, 1 denied)
-    #[command(after_help = "Prints `ok jkt=<jkt> jti=<jti> replay_key=<key>` on success, or\n`denied <reason> (<problem type>): <detail>` and exit status 1.")]
+    #[command(
+        after_help = "Prints `ok jkt=<jkt> jti=<jti> replay_key=<key>` on success, or\n`denied <reason> (<problem type>): <detail>` and exit status 1."
+    )]
     Verify(VerifyArgs),
 }
 
@@ -114,7 +120,7 @@ pub struct ProofArgs {
     group(ArgGroup::new("binding").required(true).args(["jkt", "bind_key", "no_cnf"]))
 )]
 pub struct TokenArgs {
-    /// Sign with HS256 and this shared secret (the seed's default signing)
+    /// Sign with HS256 and this shared secret (the seed's default signing; the filter wants >= 32 bytes)
     #[arg(long, value_name = "SECRET")]
     pub secret: Option<String>,
     /// Sign with this issuer private JWK (EdDSA, ES256, ES384, RS256, PS256)
@@ -142,7 +148,12 @@ pub struct TokenArgs {
     #[arg(long, value_name = "AUD")]
     pub aud: Vec<String>,
     /// Lifetime: exp = iat + SECONDS (negative makes an expired token)
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        allow_negative_numbers = true
+    )]
     pub ttl: i64,
     /// Add nbf = iat + SECONDS
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]

@@ -47,7 +47,11 @@ fn keygen(a: KeygenArgs) -> Result<ExitCode, CliError> {
         None => emit(&json)?,
         Some(path) => {
             write_private(path, &format!("{json}\n"))?;
-            eprintln!("dpop: wrote {} private key to {path} (jkt {})", a.alg.name(), public.thumbprint());
+            eprintln!(
+                "dpop: wrote {} private key to {path} (jkt {})",
+                a.alg.name(),
+                public.thumbprint()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -64,7 +68,8 @@ fn write_private(path: &str, text: &str) -> Result<(), CliError> {
         opts.mode(0o600);
         let mut f = opts.open(path).map_err(err)?;
         // An existing file keeps its old mode on open; tighten it before writing the secret.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(err)?;
         f.write_all(text.as_bytes()).map_err(err)?;
     }
     #[cfg(not(unix))]
@@ -94,7 +99,11 @@ fn sign_compact(
     header: &OrderedObject,
     claims: &OrderedObject,
 ) -> Result<String, CliError> {
-    let input = format!("{}.{}", b64::encode(header.to_json()?.as_bytes()), b64::encode(claims.to_json()?.as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.to_json()?.as_bytes()),
+        b64::encode(claims.to_json()?.as_bytes())
+    );
     let sig = key.sign(alg, input.as_bytes())?;
     Ok(format!("{input}.{}", b64::encode(&sig)))
 }
@@ -124,10 +133,13 @@ fn proof(a: ProofArgs) -> Result<ExitCode, CliError> {
         None => keys::random_b64(16)?,
     };
     claims.set("jti", jti).set("htm", a.htm).set("htu", htu);
-    claims.set("iat", match a.iat {
-        Some(t) => t,
-        None => now()?,
-    });
+    claims.set(
+        "iat",
+        match a.iat {
+            Some(t) => t,
+            None => now()?,
+        },
+    );
     if let Some(token) = &a.token {
         claims.set("ath", ath_for(token));
     }
@@ -198,7 +210,9 @@ fn token(a: TokenArgs) -> Result<ExitCode, CliError> {
             bail!("--claim '{c}': empty claim name");
         }
         let value: serde_json::Value = serde_json::from_str(value).map_err(|e| {
-            CliError(format!("--claim {name}: value is not JSON ({e}); quote strings: {name}='\"text\"'"))
+            CliError(format!(
+                "--claim {name}: value is not JSON ({e}); quote strings: {name}='\"text\"'"
+            ))
         })?;
         claims.set(name, value);
     }
@@ -211,6 +225,11 @@ fn token(a: TokenArgs) -> Result<ExitCode, CliError> {
         }
         if secret.is_empty() {
             bail!("--secret must not be empty");
+        }
+        if secret.len() < 32 {
+            eprintln!(
+                "dpop: warning: --secret is shorter than 32 bytes; the filter's access_token.hs256_secret refuses such secrets (RFC 7518 §3.2)"
+            );
         }
         header.set("alg", "HS256").set("typ", a.typ.as_str());
         if let Some(kid) = &a.kid {
@@ -230,7 +249,9 @@ fn token(a: TokenArgs) -> Result<ExitCode, CliError> {
         let explicit = match a.alg.as_deref() {
             None => None,
             Some(name) => Some(Alg::from_name(name).ok_or_else(|| {
-                CliError(format!("--alg {name}: not an algorithm for --key (EdDSA, ES256, ES384, RS256, PS256)"))
+                CliError(format!(
+                    "--alg {name}: not an algorithm for --key (EdDSA, ES256, ES384, RS256, PS256)"
+                ))
             })?),
         };
         let alg = key.pick_alg(explicit)?;
@@ -264,14 +285,27 @@ fn verify(a: VerifyArgs) -> Result<ExitCode, CliError> {
         Some(t) => t,
         None => now()?,
     };
-    let facts = RequestFacts { method: &a.htm, uri: &a.htu, access_token: a.token.as_deref(), now };
+    let facts = RequestFacts {
+        method: &a.htm,
+        uri: &a.htu,
+        access_token: a.token.as_deref(),
+        now,
+    };
     match verify_proof(&proof, &facts, &policy) {
         Ok(v) => {
-            emit(&format!("ok jkt={} jti={} replay_key={}", v.jkt, v.jti, v.replay_key))?;
+            emit(&format!(
+                "ok jkt={} jti={} replay_key={}",
+                v.jkt, v.jti, v.replay_key
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(r) => {
-            emit(&format!("denied {} ({}): {}", r.stat_name(), r.problem().slug(), r.detail()))?;
+            emit(&format!(
+                "denied {} ({}): {}",
+                r.stat_name(),
+                r.problem().slug(),
+                r.detail()
+            ))?;
             Ok(ExitCode::from(1))
         }
     }
@@ -283,8 +317,14 @@ mod tests {
 
     #[test]
     fn htu_query_and_fragment_dropped() {
-        assert_eq!(strip_query("https://a.example/p?q=1#f"), "https://a.example/p");
-        assert_eq!(strip_query("https://a.example/p#f?x"), "https://a.example/p");
+        assert_eq!(
+            strip_query("https://a.example/p?q=1#f"),
+            "https://a.example/p"
+        );
+        assert_eq!(
+            strip_query("https://a.example/p#f?x"),
+            "https://a.example/p"
+        );
         assert_eq!(strip_query("https://a.example/p"), "https://a.example/p");
     }
 }

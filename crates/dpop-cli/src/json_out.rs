@@ -45,7 +45,9 @@ mod tests {
     #[test]
     fn keeps_order_and_replaces() {
         let mut o = OrderedObject::new();
-        o.set("b", 1).set("a", "x").set("b", serde_json::json!([1, 2]));
+        o.set("b", 1)
+            .set("a", "x")
+            .set("b", serde_json::json!([1, 2]));
         assert_eq!(o.to_json().unwrap(), r#"{"b":[1,2],"a":"x"}"#);
     }
 }

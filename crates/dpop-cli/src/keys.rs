@@ -45,11 +45,18 @@ pub fn read_source(what: &str, src: &str) -> Result<String, CliError> {
     }
     let mut buf = Vec::new();
     let res = if src == "-" {
-        std::io::stdin().lock().take(MAX_INPUT_BYTES + 1).read_to_end(&mut buf)
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut buf)
     } else {
         std::fs::File::open(src).and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut buf))
     };
-    let name = if src == "-" { "stdin".to_owned() } else { format!("'{src}'") };
+    let name = if src == "-" {
+        "stdin".to_owned()
+    } else {
+        format!("'{src}'")
+    };
     if let Err(e) = res {
         bail!("{what}: cannot read {name}: {e}");
     }
@@ -96,7 +103,11 @@ pub fn parse_key(what: &str, text: &str) -> Result<Key, CliError> {
         }
     }
     let public_members = Object(
-        obj.0.iter().filter(|(k, _)| !PRIVATE_MEMBERS.contains(&k.as_str())).cloned().collect(),
+        obj.0
+            .iter()
+            .filter(|(k, _)| !PRIVATE_MEMBERS.contains(&k.as_str()))
+            .cloned()
+            .collect(),
     );
     let public = PublicJwk::from_object(&public_members).map_err(|e| match e {
         JwkError::Private => CliError(format!("{what}: unexpected private member")),
@@ -107,7 +118,7 @@ pub fn parse_key(what: &str, text: &str) -> Result<Key, CliError> {
     let text_member = |name: &str| -> Result<Option<String>, CliError> {
         obj.str(name)
             .map(|o| o.map(str::to_owned))
-            .map_err(|()| CliError(format!("{what}: member '{name}' must be a string")))
+            .map_err(|_| CliError(format!("{what}: member '{name}' must be a string")))
     };
     let alg = match text_member("alg")? {
         None => None,
@@ -115,7 +126,10 @@ pub fn parse_key(what: &str, text: &str) -> Result<Key, CliError> {
             let alg = Alg::from_name(&name)
                 .ok_or_else(|| CliError(format!("{what}: unsupported alg '{name}'")))?;
             if !public.accepts(alg) {
-                bail!("{what}: alg '{name}' does not fit a {} key", kty_name(&public));
+                bail!(
+                    "{what}: alg '{name}' does not fit a {} key",
+                    kty_name(&public)
+                );
             }
             Some(alg)
         }
@@ -129,15 +143,24 @@ pub fn parse_key(what: &str, text: &str) -> Result<Key, CliError> {
     } else {
         None
     };
-    Ok(Key { public, private, alg, kid, key_use })
+    Ok(Key {
+        public,
+        private,
+        alg,
+        kid,
+        key_use,
+    })
 }
 
 fn member_bytes(what: &str, o: &Object, name: &str) -> Result<Vec<u8>, CliError> {
     match o.str(name) {
-        Ok(Some(s)) => b64::decode(s)
-            .ok_or_else(|| CliError(format!("{what}: member '{name}' is not base64url (no padding)"))),
+        Ok(Some(s)) => b64::decode(s).ok_or_else(|| {
+            CliError(format!(
+                "{what}: member '{name}' is not base64url (no padding)"
+            ))
+        }),
         Ok(None) => bail!("{what}: member '{name}' missing"),
-        Err(()) => bail!("{what}: member '{name}' must be a string"),
+        Err(_) => bail!("{what}: member '{name}' must be a string"),
     }
 }
 
@@ -152,7 +175,11 @@ fn biguint(what: &str, o: &Object, name: &str) -> Result<rsa::BigUint, CliError>
 }
 
 fn private_key(what: &str, o: &Object, public: &PublicJwk) -> Result<PrivateKey, CliError> {
-    let mismatch = || CliError(format!("{what}: private key 'd' does not match the public members"));
+    let mismatch = || {
+        CliError(format!(
+            "{what}: private key 'd' does not match the public members"
+        ))
+    };
     match public {
         PublicJwk::Ed25519 { x, .. } => {
             let d = fixed::<32>(what, o, "d")?;
@@ -166,7 +193,8 @@ fn private_key(what: &str, o: &Object, public: &PublicJwk) -> Result<PrivateKey,
             let d = fixed::<32>(what, o, "d")?;
             let sk = p256::ecdsa::SigningKey::from_slice(&d)
                 .map_err(|_| CliError(format!("{what}: 'd' is not a valid P-256 scalar")))?;
-            let expected = p256::EncodedPoint::from_affine_coordinates(&(*x).into(), &(*y).into(), false);
+            let expected =
+                p256::EncodedPoint::from_affine_coordinates(&(*x).into(), &(*y).into(), false);
             if sk.verifying_key().to_encoded_point(false) != expected {
                 return Err(mismatch());
             }
@@ -176,7 +204,8 @@ fn private_key(what: &str, o: &Object, public: &PublicJwk) -> Result<PrivateKey,
             let d = fixed::<48>(what, o, "d")?;
             let sk = p384::ecdsa::SigningKey::from_slice(&d)
                 .map_err(|_| CliError(format!("{what}: 'd' is not a valid P-384 scalar")))?;
-            let expected = p384::EncodedPoint::from_affine_coordinates(&(*x).into(), &(*y).into(), false);
+            let expected =
+                p384::EncodedPoint::from_affine_coordinates(&(*x).into(), &(*y).into(), false);
             if sk.verifying_key().to_encoded_point(false) != expected {
                 return Err(mismatch());
             }
@@ -235,7 +264,11 @@ impl KeyKind {
 }
 
 /// Generates a private key and returns it as a private JWK (one line of JSON).
-pub fn generate(kind: KeyKind, alg: Alg, kid: Option<&str>) -> Result<(String, PublicJwk), CliError> {
+pub fn generate(
+    kind: KeyKind,
+    alg: Alg,
+    kid: Option<&str>,
+) -> Result<(String, PublicJwk), CliError> {
     let mut o = OrderedObject::new();
     match kind {
         KeyKind::Ed25519 => {
@@ -275,9 +308,13 @@ pub fn generate(kind: KeyKind, alg: Alg, kid: Option<&str>) -> Result<(String, P
             };
             let uint = |v: &rsa::BigUint| b64::encode(&v.to_bytes_be());
             o.set("kty", "RSA");
-            o.set("n", uint(key.n())).set("e", uint(key.e())).set("d", uint(key.d()));
+            o.set("n", uint(key.n()))
+                .set("e", uint(key.e()))
+                .set("d", uint(key.d()));
             o.set("p", uint(p)).set("q", uint(q));
-            o.set("dp", uint(dp)).set("dq", uint(dq)).set("qi", uint(&qi));
+            o.set("dp", uint(dp))
+                .set("dq", uint(dq))
+                .set("qi", uint(&qi));
         }
     }
     if let Some(kid) = kid {
@@ -293,9 +330,15 @@ pub fn generate(kind: KeyKind, alg: Alg, kid: Option<&str>) -> Result<(String, P
 impl Key {
     /// The algorithm to sign with: an explicit choice, else the JWK's `alg`, else the key type's.
     pub fn pick_alg(&self, explicit: Option<Alg>) -> Result<Alg, CliError> {
-        let alg = explicit.or(self.alg).unwrap_or_else(|| default_alg(&self.public));
+        let alg = explicit
+            .or(self.alg)
+            .unwrap_or_else(|| default_alg(&self.public));
         if !self.public.accepts(alg) {
-            bail!("alg {} does not fit a {} key", alg.name(), kty_name(&self.public));
+            bail!(
+                "alg {} does not fit a {} key",
+                alg.name(),
+                kty_name(&self.public)
+            );
         }
         Ok(alg)
     }
@@ -305,7 +348,9 @@ impl Key {
         let mut o = OrderedObject::new();
         match &self.public {
             PublicJwk::Ed25519 { x, .. } => {
-                o.set("kty", "OKP").set("crv", "Ed25519").set("x", b64::encode(x));
+                o.set("kty", "OKP")
+                    .set("crv", "Ed25519")
+                    .set("x", b64::encode(x));
             }
             PublicJwk::P256 { x, y, .. } => {
                 o.set("kty", "EC").set("crv", "P-256");
@@ -316,7 +361,9 @@ impl Key {
                 o.set("x", b64::encode(x)).set("y", b64::encode(y));
             }
             PublicJwk::Rsa { n, e, .. } => {
-                o.set("kty", "RSA").set("n", b64::encode(n)).set("e", b64::encode(e));
+                o.set("kty", "RSA")
+                    .set("n", b64::encode(n))
+                    .set("e", b64::encode(e));
             }
         }
         o
@@ -349,23 +396,37 @@ impl Key {
             }
             (PrivateKey::P256(sk), Alg::ES256) => {
                 use p256::ecdsa::signature::Signer;
-                let sig: p256::ecdsa::Signature =
-                    sk.try_sign(input).map_err(|e| CliError(format!("ES256 signing failed: {e}")))?;
+                let sig: p256::ecdsa::Signature = sk
+                    .try_sign(input)
+                    .map_err(|e| CliError(format!("ES256 signing failed: {e}")))?;
                 sig.to_bytes().to_vec()
             }
             (PrivateKey::P384(sk), Alg::ES384) => {
                 use p384::ecdsa::signature::Signer;
-                let sig: p384::ecdsa::Signature =
-                    sk.try_sign(input).map_err(|e| CliError(format!("ES384 signing failed: {e}")))?;
+                let sig: p384::ecdsa::Signature = sk
+                    .try_sign(input)
+                    .map_err(|e| CliError(format!("ES384 signing failed: {e}")))?;
                 sig.to_bytes().to_vec()
             }
             (PrivateKey::Rsa(key), Alg::RS256) => key
-                .sign_with_rng(&mut OsRng, rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(input))
+                .sign_with_rng(
+                    &mut OsRng,
+                    rsa::Pkcs1v15Sign::new::<Sha256>(),
+                    &Sha256::digest(input),
+                )
                 .map_err(|e| CliError(format!("RS256 signing failed: {e}")))?,
             (PrivateKey::Rsa(key), Alg::PS256) => key
-                .sign_with_rng(&mut OsRng, rsa::Pss::new_with_salt::<Sha256>(32), &Sha256::digest(input))
+                .sign_with_rng(
+                    &mut OsRng,
+                    rsa::Pss::new_with_salt::<Sha256>(32),
+                    &Sha256::digest(input),
+                )
                 .map_err(|e| CliError(format!("PS256 signing failed: {e}")))?,
-            _ => bail!("alg {} does not fit a {} key", alg.name(), kty_name(&self.public)),
+            _ => bail!(
+                "alg {} does not fit a {} key",
+                alg.name(),
+                kty_name(&self.public)
+            ),
         };
         if !self.public.verify(alg, input, &sig) {
             bail!("signature does not verify with the key's public members (inconsistent JWK?)");
@@ -389,7 +450,11 @@ mod tests {
 
     #[test]
     fn generated_keys_load_and_sign() {
-        for (kind, alg) in [(KeyKind::Ed25519, Alg::EdDSA), (KeyKind::P256, Alg::ES256), (KeyKind::P384, Alg::ES384)] {
+        for (kind, alg) in [
+            (KeyKind::Ed25519, Alg::EdDSA),
+            (KeyKind::P256, Alg::ES256),
+            (KeyKind::P384, Alg::ES384),
+        ] {
             let (json, public) = generate(kind, alg, Some("k1")).unwrap();
             let key = parse_key("k", &json).unwrap();
             assert_eq!(key.public.thumbprint(), public.thumbprint());
@@ -413,7 +478,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        for bad in ["", "{", "[]", "{\"kty\":\"OKP\"}", "{\"kty\":\"oct\",\"k\":\"AAAA\"}", "{\"a\":1,\"a\":2}"] {
+        for bad in [
+            "",
+            "{",
+            "[]",
+            "{\"kty\":\"OKP\"}",
+            "{\"kty\":\"oct\",\"k\":\"AAAA\"}",
+            "{\"a\":1,\"a\":2}",
+        ] {
             assert!(parse_key("k", bad).is_err(), "{bad}");
         }
     }

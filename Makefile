@@ -1,0 +1,87 @@
+# dpop-guard — every target installs what it needs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+ENVOY    := $(VENV)/bin/envoy
+WASM     := target/wasm32-wasip1/release/dpop_guard.wasm
+DPOP     := target/release/dpop
+CARGO    ?= cargo
+PYTEST_ARGS ?=
+
+.PHONY: help build wasm cli venv test unit e2e validate lint run fuzz fuzz-smoke clean
+
+help:
+	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
+	@echo "make test   - everything CI runs: lint, unit tests, wasm build, config validation, e2e against real Envoy"
+	@echo "make lint   - rustfmt check and clippy (native and wasm32)"
+	@echo "make fuzz   - run every cargo-fuzz target for FUZZ_SECONDS (default 300)"
+
+# ---- toolchain and dependencies --------------------------------------------------------
+.wasm-target.stamp:
+	rustup target add wasm32-wasip1
+	@touch $@
+
+$(VENV)/.stamp: requirements-test.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-test.txt
+	@touch $@
+
+venv: $(VENV)/.stamp
+
+# ---- builds ----------------------------------------------------------------------------
+wasm: .wasm-target.stamp
+	$(CARGO) build --release --target wasm32-wasip1 -p dpop-guard --lib
+	@ls -l $(WASM) | awk '{printf "dpop_guard.wasm: %d bytes (%.0f KiB)\n", $$5, $$5/1024}'
+
+cli:
+	$(CARGO) build --release -p dpop-cli
+
+build: wasm cli
+
+# ---- checks ----------------------------------------------------------------------------
+lint: .wasm-target.stamp
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p dpop-guard --lib -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+# Every shipped Envoy config must pass `envoy --mode validate` (this also runs on_configure).
+validate: wasm venv
+	@for f in envoy/*.yaml; do \
+	  echo "validate $$f"; \
+	  $(ENVOY) --mode validate -c $$f --disable-hot-restart -l error >/dev/null || exit 1; \
+	done
+
+e2e: build venv
+	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
+
+test: lint unit validate e2e fuzz-smoke
+
+# ---- run -------------------------------------------------------------------------------
+run: build venv
+	@scripts/run-demo.sh
+
+# ---- fuzzing (nightly + cargo-fuzz) ----------------------------------------------------
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := proof jwk htu
+
+.fuzz.stamp:
+	rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+	cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	@touch $@
+
+fuzz: .fuzz.stamp
+	for t in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=30
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) .wasm-target.stamp .fuzz.stamp
