@@ -37,7 +37,10 @@ pub enum Decision {
     /// Route is `off`: no checks.
     Pass,
     /// Continue upstream, after the replay check when `replay_key` is set.
-    Allow { jkt: Option<String>, replay_key: Option<String> },
+    Allow {
+        jkt: Option<String>,
+        replay_key: Option<String>,
+    },
     Deny(DenyReason),
 }
 
@@ -66,7 +69,11 @@ fn decide_inner(cfg: &Config, req: &Request<'_>) -> Result<Decision, DenyReason>
     };
 
     // Token endpoint: a proof and nothing else; the jkt goes upstream for binding at issuance.
-    let credential = if policy == RoutePolicy::ProofOnly { None } else { token::extract(req.authorization)? };
+    let credential = if policy == RoutePolicy::ProofOnly {
+        None
+    } else {
+        token::extract(req.authorization)?
+    };
 
     let token_jkt: Option<String> = match credential {
         None => None,
@@ -90,8 +97,13 @@ fn decide_inner(cfg: &Config, req: &Request<'_>) -> Result<Decision, DenyReason>
         return match policy {
             RoutePolicy::Required | RoutePolicy::ProofOnly => Err(R::ProofMissing),
             // A DPoP-scheme credential without a proof is malformed DPoP usage (RFC 9449 §7.1).
-            RoutePolicy::Optional if credential.map(|c| c.scheme) == Some(Scheme::DPoP) => Err(R::ProofMissing),
-            _ => Ok(Decision::Allow { jkt: None, replay_key: None }),
+            RoutePolicy::Optional if credential.map(|c| c.scheme) == Some(Scheme::DPoP) => {
+                Err(R::ProofMissing)
+            }
+            _ => Ok(Decision::Allow {
+                jkt: None,
+                replay_key: None,
+            }),
         };
     };
 
@@ -126,5 +138,8 @@ fn decide_inner(cfg: &Config, req: &Request<'_>) -> Result<Decision, DenyReason>
         crate::config::ReplayConfig::Off => None,
         _ => Some(verified.replay_key),
     };
-    Ok(Decision::Allow { jkt: Some(verified.jkt), replay_key })
+    Ok(Decision::Allow {
+        jkt: Some(verified.jkt),
+        replay_key,
+    })
 }

@@ -22,7 +22,10 @@ impl fmt::Display for ConfigError {
 }
 
 fn err<T>(key: &str, message: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError { key: key.to_owned(), message: message.into() })
+    Err(ConfigError {
+        key: key.to_owned(),
+        message: message.into(),
+    })
 }
 
 /// Per-route policy (SPEC §2 `routes`).
@@ -75,8 +78,16 @@ pub enum OnError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplayConfig {
-    Local { capacity: u32 },
-    Remote { cluster: String, authority: String, path: String, timeout_ms: u32, on_error: OnError },
+    Local {
+        capacity: u32,
+    },
+    Remote {
+        cluster: String,
+        authority: String,
+        path: String,
+        timeout_ms: u32,
+        on_error: OnError,
+    },
     Off,
 }
 
@@ -193,7 +204,8 @@ fn ranged_u(key: &str, v: Option<u64>, default: u64, lo: u64, hi: u64) -> Result
 fn is_header_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 impl Config {
@@ -209,8 +221,15 @@ impl Config {
             let de = &mut serde_json::Deserializer::from_slice(bytes);
             let raw = serde_path_to_error::deserialize(de).map_err(|e| {
                 let path = e.path().to_string();
-                let key = if path == "." || path == "?" { "(top level)".to_owned() } else { path };
-                ConfigError { key, message: e.inner().to_string() }
+                let key = if path == "." || path == "?" {
+                    "(top level)".to_owned()
+                } else {
+                    path
+                };
+                ConfigError {
+                    key,
+                    message: e.inner().to_string(),
+                }
             })?;
             raw
         };
@@ -241,7 +260,8 @@ impl Config {
                 set
             }
         };
-        let max_proof_bytes = ranged_u("max_proof_bytes", raw.max_proof_bytes, 8192, 256, 65_536)? as usize;
+        let max_proof_bytes =
+            ranged_u("max_proof_bytes", raw.max_proof_bytes, 8192, 256, 65_536)? as usize;
         let proof = ProofPolicy {
             algorithms,
             proof_ttl,
@@ -260,22 +280,40 @@ impl Config {
                     Some(n) if !has_path && !after_scheme.is_empty() => {
                         Some(n.trim_end_matches('/').to_owned())
                     }
-                    _ => return err("public_origin", "must be an origin like https://api.example.com (no path)"),
+                    _ => {
+                        return err(
+                            "public_origin",
+                            "must be an origin like https://api.example.com (no path)",
+                        )
+                    }
                 }
             }
         };
 
-        let problem_base_uri = raw.problem_base_uri.unwrap_or_else(|| DEFAULT_PROBLEM_BASE_URI.to_owned());
+        let problem_base_uri = raw
+            .problem_base_uri
+            .unwrap_or_else(|| DEFAULT_PROBLEM_BASE_URI.to_owned());
         if !(problem_base_uri.starts_with("https://") || problem_base_uri.starts_with("http://"))
-            || problem_base_uri.bytes().any(|b| b <= 0x20 || b == b'"' || b >= 0x7f)
+            || problem_base_uri
+                .bytes()
+                .any(|b| b <= 0x20 || b == b'"' || b >= 0x7f)
         {
             return err("problem_base_uri", "must be an absolute http(s) URI");
         }
         let problem_base_uri = problem_base_uri.trim_end_matches('/').to_owned();
 
-        let forward_jkt_header = raw.forward_jkt_header.unwrap_or_else(|| "x-dpop-jkt".to_owned()).to_ascii_lowercase();
-        if !is_header_name(&forward_jkt_header) || forward_jkt_header == "authorization" || forward_jkt_header == "dpop" {
-            return err("forward_jkt_header", "must be a plain header name such as x-dpop-jkt");
+        let forward_jkt_header = raw
+            .forward_jkt_header
+            .unwrap_or_else(|| "x-dpop-jkt".to_owned())
+            .to_ascii_lowercase();
+        if !is_header_name(&forward_jkt_header)
+            || forward_jkt_header == "authorization"
+            || forward_jkt_header == "dpop"
+        {
+            return err(
+                "forward_jkt_header",
+                "must be a plain header name such as x-dpop-jkt",
+            );
         }
 
         let mut routes = Vec::new();
@@ -283,7 +321,10 @@ impl Config {
             if !r.prefix.starts_with('/') {
                 return err(&format!("routes[{i}].prefix"), "must start with '/'");
             }
-            routes.push(RouteRule { prefix: r.prefix, policy: r.policy });
+            routes.push(RouteRule {
+                prefix: r.prefix,
+                policy: r.policy,
+            });
         }
 
         let access_token = access_token(raw.access_token.unwrap_or_default())?;
@@ -294,8 +335,17 @@ impl Config {
                 if n.secret.len() < 16 {
                     return err("nonce.secret", "must be at least 16 characters");
                 }
-                let rotation_seconds = ranged("nonce.rotation_seconds", n.rotation_seconds, 300, 10, 86_400)?;
-                Some(NonceConfig { secret: n.secret.into_bytes(), rotation_seconds })
+                let rotation_seconds = ranged(
+                    "nonce.rotation_seconds",
+                    n.rotation_seconds,
+                    300,
+                    10,
+                    86_400,
+                )?;
+                Some(NonceConfig {
+                    secret: n.secret.into_bytes(),
+                    rotation_seconds,
+                })
             }
         };
 
@@ -320,7 +370,11 @@ impl Config {
             .iter()
             .find(|r| path.starts_with(r.prefix.as_str()))
             .map(|r| r.policy)
-            .unwrap_or(if self.required { RoutePolicy::Required } else { RoutePolicy::Optional })
+            .unwrap_or(if self.required {
+                RoutePolicy::Required
+            } else {
+                RoutePolicy::Optional
+            })
     }
 
     /// Replay TTL, SPEC §5: a proof is acceptable for at most `proof_ttl + clock_skew` seconds.
@@ -334,7 +388,10 @@ fn access_token(raw: RawAccessToken) -> Result<AccessTokenConfig, ConfigError> {
     let hs256_secret = match raw.hs256_secret {
         None => None,
         Some(s) if s.len() < 32 => {
-            return err("access_token.hs256_secret", "must be at least 32 bytes (RFC 7518 §3.2)")
+            return err(
+                "access_token.hs256_secret",
+                "must be at least 32 bytes (RFC 7518 §3.2)",
+            )
         }
         Some(s) => Some(s.into_bytes()),
     };
@@ -343,12 +400,20 @@ fn access_token(raw: RawAccessToken) -> Result<AccessTokenConfig, ConfigError> {
         let keys = v
             .get("keys")
             .and_then(|k| k.as_array())
-            .ok_or(ConfigError { key: "access_token.jwks".into(), message: "must be a JWKS object {\"keys\": [...]}".into() })?;
+            .ok_or(ConfigError {
+                key: "access_token.jwks".into(),
+                message: "must be a JWKS object {\"keys\": [...]}".into(),
+            })?;
         for (i, k) in keys.iter().enumerate() {
             let key = format!("access_token.jwks.keys[{i}]");
-            let text = serde_json::to_vec(k).map_err(|e| ConfigError { key: key.clone(), message: e.to_string() })?;
-            let jwk = PublicJwk::from_json(&text)
-                .map_err(|e| ConfigError { key: key.clone(), message: format!("not a usable public key ({e:?})") })?;
+            let text = serde_json::to_vec(k).map_err(|e| ConfigError {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            let jwk = PublicJwk::from_json(&text).map_err(|e| ConfigError {
+                key: key.clone(),
+                message: format!("not a usable public key ({e:?})"),
+            })?;
             let kid = k.get("kid").and_then(|v| v.as_str()).map(str::to_owned);
             jwks.push((kid, jwk));
         }
@@ -356,7 +421,10 @@ fn access_token(raw: RawAccessToken) -> Result<AccessTokenConfig, ConfigError> {
     let keyed = hs256_secret.is_some() || !jwks.is_empty();
     match verify {
         VerifyMode::Keys if !keyed => {
-            return err("access_token.verify", "\"keys\" needs access_token.hs256_secret or access_token.jwks")
+            return err(
+                "access_token.verify",
+                "\"keys\" needs access_token.hs256_secret or access_token.jwks",
+            )
         }
         VerifyMode::Upstream | VerifyMode::JwtAuthn if keyed => {
             return err(
@@ -367,7 +435,9 @@ fn access_token(raw: RawAccessToken) -> Result<AccessTokenConfig, ConfigError> {
         _ => {}
     }
     let audiences = raw.audiences.unwrap_or_default();
-    let metadata_namespace = raw.metadata_namespace.unwrap_or_else(|| "envoy.filters.http.jwt_authn".to_owned());
+    let metadata_namespace = raw
+        .metadata_namespace
+        .unwrap_or_else(|| "envoy.filters.http.jwt_authn".to_owned());
     let payload_key = raw.payload_key.unwrap_or_else(|| "payload".to_owned());
     if metadata_namespace.is_empty() {
         return err("access_token.metadata_namespace", "must not be empty");
@@ -400,16 +470,25 @@ fn replay(raw: RawReplay) -> Result<ReplayConfig, ConfigError> {
             if let Some((k, _)) = remote_only.iter().find(|(_, set)| *set) {
                 return err(k, "only applies to replay.store = \"remote\"");
             }
-            let capacity = ranged_u("replay.capacity", raw.capacity, 100_000, 16, 10_000_000)? as u32;
+            let capacity =
+                ranged_u("replay.capacity", raw.capacity, 100_000, 16, 10_000_000)? as u32;
             Ok(ReplayConfig::Local { capacity })
         }
         StoreKind::Remote => {
             if raw.capacity.is_some() {
-                return err("replay.capacity", "only applies to replay.store = \"local\"");
+                return err(
+                    "replay.capacity",
+                    "only applies to replay.store = \"local\"",
+                );
             }
             let cluster = match raw.cluster {
                 Some(c) if !c.is_empty() => c,
-                _ => return err("replay.cluster", "is required when replay.store = \"remote\""),
+                _ => {
+                    return err(
+                        "replay.cluster",
+                        "is required when replay.store = \"remote\"",
+                    )
+                }
             };
             let authority = raw.authority.unwrap_or_else(|| "dpop-replay".to_owned());
             let path = raw.path.unwrap_or_else(|| "/v1/replay".to_owned());
@@ -427,7 +506,10 @@ fn replay(raw: RawReplay) -> Result<ReplayConfig, ConfigError> {
         }
         StoreKind::Off => {
             if raw.capacity.is_some() {
-                return err("replay.capacity", "only applies to replay.store = \"local\"");
+                return err(
+                    "replay.capacity",
+                    "only applies to replay.store = \"local\"",
+                );
             }
             if let Some((k, _)) = remote_only.iter().find(|(_, set)| *set) {
                 return err(k, "only applies to replay.store = \"remote\"");
@@ -465,16 +547,43 @@ mod tests {
             (r#"{"replay": {"store": "remote"}}"#, "replay.cluster"),
             (r#"{"replay": {"store": "redis"}}"#, "replay.store"),
             (r#"{"replay": {"capacity": 10}}"#, "replay.capacity"),
-            (r#"{"replay": {"store": "local", "cluster": "x"}}"#, "replay.cluster"),
-            (r#"{"replay": {"store":"remote","cluster":"c","timeout_ms": 0}}"#, "replay.timeout_ms"),
-            (r#"{"routes": [{"prefix": "x", "policy": "off"}]}"#, "routes[0].prefix"),
-            (r#"{"routes": [{"prefix": "/x", "policy": "maybe"}]}"#, "routes[0].policy"),
-            (r#"{"access_token": {"verify": "keys"}}"#, "access_token.verify"),
-            (r#"{"access_token": {"verify": "keys", "hs256_secret": "short"}}"#, "access_token.hs256_secret"),
-            (r#"{"access_token": {"verfy": "keys"}}"#, "access_token.verfy"),
-            (r#"{"public_origin": "https://a.example/path"}"#, "public_origin"),
+            (
+                r#"{"replay": {"store": "local", "cluster": "x"}}"#,
+                "replay.cluster",
+            ),
+            (
+                r#"{"replay": {"store":"remote","cluster":"c","timeout_ms": 0}}"#,
+                "replay.timeout_ms",
+            ),
+            (
+                r#"{"routes": [{"prefix": "x", "policy": "off"}]}"#,
+                "routes[0].prefix",
+            ),
+            (
+                r#"{"routes": [{"prefix": "/x", "policy": "maybe"}]}"#,
+                "routes[0].policy",
+            ),
+            (
+                r#"{"access_token": {"verify": "keys"}}"#,
+                "access_token.verify",
+            ),
+            (
+                r#"{"access_token": {"verify": "keys", "hs256_secret": "short"}}"#,
+                "access_token.hs256_secret",
+            ),
+            (
+                r#"{"access_token": {"verfy": "keys"}}"#,
+                "access_token.verfy",
+            ),
+            (
+                r#"{"public_origin": "https://a.example/path"}"#,
+                "public_origin",
+            ),
             (r#"{"public_origin": "ftp://a.example"}"#, "public_origin"),
-            (r#"{"forward_jkt_header": "bad header"}"#, "forward_jkt_header"),
+            (
+                r#"{"forward_jkt_header": "bad header"}"#,
+                "forward_jkt_header",
+            ),
             (r#"{"nonce": {"secret": "x"}}"#, "nonce.secret"),
             (r#"[1]"#, "(top level)"),
             (r#"{"enabled": true"#, "(top level)"),
@@ -497,9 +606,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.public_origin.as_deref(), Some("https://api.example.com"));
-        assert_eq!(c.route_policy("/auth/agent/request_temp_token"), RoutePolicy::ProofOnly);
+        assert_eq!(
+            c.route_policy("/auth/agent/request_temp_token"),
+            RoutePolicy::ProofOnly
+        );
         assert_eq!(c.route_policy("/health/x"), RoutePolicy::Off);
         assert_eq!(c.route_policy("/api"), RoutePolicy::Required);
-        assert!(matches!(c.replay, ReplayConfig::Remote { on_error: OnError::Allow, timeout_ms: 200, .. }));
+        assert!(matches!(
+            c.replay,
+            ReplayConfig::Remote {
+                on_error: OnError::Allow,
+                timeout_ms: 200,
+                ..
+            }
+        ));
     }
 }

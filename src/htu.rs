@@ -38,7 +38,11 @@ fn normalize_authority(authority: &str, default_port: u16) -> Option<String> {
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (inner, after) = v6.split_once(']')?;
-        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return None;
         }
         let port = match after {
@@ -111,7 +115,11 @@ fn normalize_pct(s: &str) -> Option<String> {
 fn normalize_path(path: &str) -> Option<String> {
     let path = normalize_pct(path)?;
     let path = remove_dot_segments(&path);
-    Some(if path.is_empty() { "/".to_owned() } else { path })
+    Some(if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path
+    })
 }
 
 /// RFC 3986 §5.2.4, on an absolute path.
@@ -119,7 +127,10 @@ fn remove_dot_segments(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     let mut input = path;
     while !input.is_empty() {
-        if let Some(r) = input.strip_prefix("../").or_else(|| input.strip_prefix("./")) {
+        if let Some(r) = input
+            .strip_prefix("../")
+            .or_else(|| input.strip_prefix("./"))
+        {
             input = r;
         } else if input.starts_with("/./") {
             input = input.get(2..).unwrap_or_default();
@@ -164,8 +175,14 @@ mod tests {
     #[test]
     fn normalization() {
         let cases = [
-            ("https://server.example.com/token", "https://server.example.com/token"),
-            ("HTTPS://Server.Example.COM:443/token", "https://server.example.com/token"),
+            (
+                "https://server.example.com/token",
+                "https://server.example.com/token",
+            ),
+            (
+                "HTTPS://Server.Example.COM:443/token",
+                "https://server.example.com/token",
+            ),
             ("http://a.b:80", "http://a.b/"),
             ("http://a.b:8080/x?y=1#f", "http://a.b:8080/x"),
             ("http://a.b:08080/x", "http://a.b:8080/x"),
@@ -208,6 +225,9 @@ mod tests {
     #[test]
     fn http_and_https_differ() {
         assert_eq!(matches("http://a.b/x", "https://a.b/x"), Some(false));
-        assert_eq!(matches("https://a.b:443/x?q=1", "https://A.B/x"), Some(true));
+        assert_eq!(
+            matches("https://a.b:443/x?q=1", "https://A.B/x"),
+            Some(true)
+        );
     }
 }

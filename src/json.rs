@@ -77,7 +77,9 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
-        Ok(i64::try_from(v).map(Json::Int).unwrap_or(Json::Number(v as f64)))
+        Ok(i64::try_from(v)
+            .map(Json::Int)
+            .unwrap_or(Json::Number(v as f64)))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
         Ok(Json::Number(v))

@@ -38,13 +38,19 @@ mod tests {
 
     #[test]
     fn windows() {
-        let cfg = NonceConfig { secret: b"0123456789abcdef".to_vec(), rotation_seconds: 300 };
+        let cfg = NonceConfig {
+            secret: b"0123456789abcdef".to_vec(),
+            rotation_seconds: 300,
+        };
         let n = current(&cfg, 1_000_000);
         assert!(is_valid(&cfg, &n, 1_000_000));
         assert!(is_valid(&cfg, &n, 1_000_000 + 300));
         assert!(!is_valid(&cfg, &n, 1_000_000 + 600));
         assert!(!is_valid(&cfg, "", 1_000_000));
-        let other = NonceConfig { secret: b"fedcba9876543210".to_vec(), rotation_seconds: 300 };
+        let other = NonceConfig {
+            secret: b"fedcba9876543210".to_vec(),
+            rotation_seconds: 300,
+        };
         assert!(!is_valid(&other, &n, 1_000_000));
     }
 }

@@ -32,7 +32,10 @@ pub fn build(cfg: &Config, reason: DenyReason, ctx: &ProblemContext<'_>) -> Prob
     let status = problem.status();
     let mut challenge = format!("DPoP algs=\"{}\"", cfg.proof.algorithms.names());
     if let Some(code) = reason.error_code() {
-        challenge.push_str(&format!(", error=\"{code}\", error_description=\"{}\"", reason.detail()));
+        challenge.push_str(&format!(
+            ", error=\"{code}\", error_description=\"{}\"",
+            reason.detail()
+        ));
     }
     let mut body = format!(
         "{{\"type\":{},\"title\":{},\"status\":{status},\"detail\":{},\"instance\":{},\"timestamp\":{}",
@@ -54,7 +57,11 @@ pub fn build(cfg: &Config, reason: DenyReason, ctx: &ProblemContext<'_>) -> Prob
     if let Some(n) = ctx.nonce {
         headers.push(("dpop-nonce", n.to_owned()));
     }
-    ProblemResponse { status, headers, body }
+    ProblemResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// RFC 3339 UTC timestamp from Unix seconds (civil-from-days, H. Hinnant).
@@ -70,7 +77,12 @@ pub fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -87,18 +99,36 @@ mod tests {
     #[test]
     fn body_and_challenge() {
         let cfg = Config::parse(b"").unwrap();
-        let ctx = ProblemContext { instance: "/api/x", request_id: Some("r\"1"), now: 0, nonce: None };
+        let ctx = ProblemContext {
+            instance: "/api/x",
+            request_id: Some("r\"1"),
+            now: 0,
+            nonce: None,
+        };
         let r = build(&cfg, DenyReason::ProofReplayed, &ctx);
         assert_eq!(r.status, 401);
         let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-        assert_eq!(v["type"], "https://arcp.0x001.tech/docs/problems/dpop-invalid");
+        assert_eq!(
+            v["type"],
+            "https://arcp.0x001.tech/docs/problems/dpop-invalid"
+        );
         assert_eq!(v["detail"], "DPoP jti already used (replay attack)");
         assert_eq!(v["request_id"], "r\"1");
         assert_eq!(v["instance"], "/api/x");
-        let www = &r.headers.iter().find(|h| h.0 == "www-authenticate").unwrap().1;
+        let www = &r
+            .headers
+            .iter()
+            .find(|h| h.0 == "www-authenticate")
+            .unwrap()
+            .1;
         assert!(www.starts_with("DPoP algs=\"EdDSA ES256 RS256\", error=\"invalid_dpop_proof\""));
         let r = build(&cfg, DenyReason::ProofMissing, &ctx);
-        let www = &r.headers.iter().find(|h| h.0 == "www-authenticate").unwrap().1;
+        let www = &r
+            .headers
+            .iter()
+            .find(|h| h.0 == "www-authenticate")
+            .unwrap()
+            .1;
         assert_eq!(www, "DPoP algs=\"EdDSA ES256 RS256\"");
         let r = build(&cfg, DenyReason::ReplayCheckFailed, &ctx);
         assert_eq!(r.status, 503);

@@ -96,7 +96,10 @@ pub fn verify_proof(
         Ok(Some(t)) if t.eq_ignore_ascii_case("dpop+jwt") => {}
         _ => return Err(R::ProofTypInvalid),
     }
-    let alg_name = header.str("alg").map_err(|_| R::ProofAlgMissing)?.ok_or(R::ProofAlgMissing)?;
+    let alg_name = header
+        .str("alg")
+        .map_err(|_| R::ProofAlgMissing)?
+        .ok_or(R::ProofAlgMissing)?;
     let alg = Alg::from_name(alg_name).ok_or(R::ProofAlgUnsupported)?;
     if !policy.algorithms.contains(alg) {
         return Err(R::ProofAlgNotAllowed);
@@ -148,7 +151,10 @@ pub fn verify_proof(
         Err(crate::json::WrongType) => return Err(R::ProofHtuInvalid),
         Ok(None) => return Err(R::ProofHtuMissing),
     }
-    let iat = claims.numeric_date("iat").map_err(|_| R::ProofIatMissing)?.ok_or(R::ProofIatMissing)?;
+    let iat = claims
+        .numeric_date("iat")
+        .map_err(|_| R::ProofIatMissing)?
+        .ok_or(R::ProofIatMissing)?;
     if iat < req.now.saturating_sub(policy.proof_ttl) {
         return Err(R::ProofIatTooOld);
     }
@@ -173,7 +179,14 @@ pub fn verify_proof(
     };
     let jkt = jwk.thumbprint();
     let replay_key = replay_key(&jkt, jti);
-    Ok(VerifiedProof { alg, jkt, jti: jti.to_owned(), iat, nonce, replay_key })
+    Ok(VerifiedProof {
+        alg,
+        jkt,
+        jti: jti.to_owned(),
+        iat,
+        nonce,
+        replay_key,
+    })
 }
 
 fn jwk_alg(header: &crate::json::Object) -> Result<Option<&str>, crate::json::WrongType> {

@@ -141,8 +141,15 @@ mod tests {
     fn stat_names_unique_and_safe() {
         let mut seen = HashSet::new();
         for r in DenyReason::ALL {
-            assert!(seen.insert(r.stat_name()), "duplicate stat {}", r.stat_name());
-            assert!(r.stat_name().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(
+                seen.insert(r.stat_name()),
+                "duplicate stat {}",
+                r.stat_name()
+            );
+            assert!(r
+                .stat_name()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
             assert!(!r.detail().contains('"'), "detail must be header-safe");
         }
         assert!(DenyReason::ALL.len() >= 30);

@@ -52,7 +52,9 @@ pub struct LocalReplayStore {
 
 impl LocalReplayStore {
     pub fn new(capacity: u32) -> Self {
-        LocalReplayStore { buckets: capacity.div_ceil(8).max(1) }
+        LocalReplayStore {
+            buckets: capacity.div_ceil(8).max(1),
+        }
     }
 
     pub fn buckets(&self) -> u32 {
@@ -173,7 +175,10 @@ mod tests {
         assert_eq!(s.init(&kv), Ok(13));
         assert_eq!(s.init(&kv), Ok(0));
         assert_eq!(s.check_and_insert(&kv, "k1", 1000, 180), Ok(Insert::Fresh));
-        assert_eq!(s.check_and_insert(&kv, "k1", 1100, 180), Ok(Insert::Replayed));
+        assert_eq!(
+            s.check_and_insert(&kv, "k1", 1100, 180),
+            Ok(Insert::Replayed)
+        );
         assert_eq!(s.check_and_insert(&kv, "k2", 1100, 180), Ok(Insert::Fresh));
         // expired entries are forgotten and reclaimed
         assert_eq!(s.check_and_insert(&kv, "k1", 1180, 180), Ok(Insert::Fresh));
@@ -183,7 +188,10 @@ mod tests {
     fn uninitialised_store_is_an_error() {
         let kv = MemoryKv::default();
         let s = LocalReplayStore::new(100);
-        assert_eq!(s.check_and_insert(&kv, "k", 0, 10), Err(StoreError::Missing));
+        assert_eq!(
+            s.check_and_insert(&kv, "k", 0, 10),
+            Err(StoreError::Missing)
+        );
     }
 
     #[test]
@@ -192,11 +200,17 @@ mod tests {
         let s = LocalReplayStore::new(8); // one bucket of 16 slots
         s.init(&kv).unwrap();
         for i in 0..SLOTS {
-            assert_eq!(s.check_and_insert(&kv, &format!("k{i}"), 0, 100), Ok(Insert::Fresh));
+            assert_eq!(
+                s.check_and_insert(&kv, &format!("k{i}"), 0, 100),
+                Ok(Insert::Fresh)
+            );
         }
         assert_eq!(s.check_and_insert(&kv, "new", 50, 100), Ok(Insert::Full));
         for i in 0..SLOTS {
-            assert_eq!(s.check_and_insert(&kv, &format!("k{i}"), 50, 100), Ok(Insert::Replayed));
+            assert_eq!(
+                s.check_and_insert(&kv, &format!("k{i}"), 50, 100),
+                Ok(Insert::Replayed)
+            );
         }
         // once they expire, room again
         assert_eq!(s.check_and_insert(&kv, "new", 100, 100), Ok(Insert::Fresh));
@@ -217,7 +231,10 @@ mod tests {
                 .collect();
             let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
             let fresh = results.iter().filter(|r| **r == Ok(Insert::Fresh)).count();
-            let replayed = results.iter().filter(|r| **r == Ok(Insert::Replayed)).count();
+            let replayed = results
+                .iter()
+                .filter(|r| **r == Ok(Insert::Replayed))
+                .count();
             assert_eq!((fresh, replayed), (1, 7), "{results:?}");
         }
     }

@@ -27,9 +27,9 @@ pub struct Credential<'a> {
 fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// Reads the `Authorization` header values. `Ok(None)` when there is no DPoP or Bearer
@@ -77,24 +77,38 @@ fn cnf_jkt(claims: &Object) -> Result<Option<String>, DenyReason> {
 pub fn inspect_unverified(token: &str) -> Result<TokenInfo, DenyReason> {
     let jws = CompactJws::parse(token, MAX_TOKEN_BYTES).map_err(|_| DenyReason::TokenMalformed)?;
     let claims = parse_object(&jws.payload).ok_or(DenyReason::TokenMalformed)?;
-    Ok(TokenInfo { jkt: cnf_jkt(&claims)? })
+    Ok(TokenInfo {
+        jkt: cnf_jkt(&claims)?,
+    })
 }
 
 /// `keys` mode: verify signature, `exp`/`nbf` (with `clock_skew`), issuer, audience.
-pub fn verify(token: &str, cfg: &AccessTokenConfig, now: i64, clock_skew: i64) -> Result<TokenInfo, DenyReason> {
+pub fn verify(
+    token: &str,
+    cfg: &AccessTokenConfig,
+    now: i64,
+    clock_skew: i64,
+) -> Result<TokenInfo, DenyReason> {
     use DenyReason as R;
     let jws = CompactJws::parse(token, MAX_TOKEN_BYTES).map_err(|e| match e {
         JwsError::TooLarge | JwsError::Malformed | JwsError::HeaderJson => R::TokenMalformed,
     })?;
-    let alg = jws.header.str("alg").ok().flatten().ok_or(R::TokenMalformed)?;
+    let alg = jws
+        .header
+        .str("alg")
+        .ok()
+        .flatten()
+        .ok_or(R::TokenMalformed)?;
     if jws.header.contains("crit") {
         return Err(R::TokenAlgUnsupported);
     }
     if alg == "HS256" {
         let secret = cfg.hs256_secret.as_deref().ok_or(R::TokenAlgUnsupported)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| R::TokenSignatureInvalid)?;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|_| R::TokenSignatureInvalid)?;
         mac.update(jws.signing_input.as_bytes());
-        mac.verify_slice(&jws.signature).map_err(|_| R::TokenSignatureInvalid)?;
+        mac.verify_slice(&jws.signature)
+            .map_err(|_| R::TokenSignatureInvalid)?;
     } else {
         // Asymmetric: the algorithm must be one we implement and match the selected key.
         let alg = Alg::from_name(alg).ok_or(R::TokenAlgUnsupported)?;
@@ -109,13 +123,18 @@ pub fn verify(token: &str, cfg: &AccessTokenConfig, now: i64, clock_skew: i64) -
         if candidates.peek().is_none() {
             return Err(R::TokenKeyUnknown);
         }
-        if !candidates.any(|(_, key)| key.verify(alg, jws.signing_input.as_bytes(), &jws.signature)) {
+        if !candidates.any(|(_, key)| key.verify(alg, jws.signing_input.as_bytes(), &jws.signature))
+        {
             return Err(R::TokenSignatureInvalid);
         }
     }
     let claims = parse_object(&jws.payload).ok_or(R::TokenMalformed)?;
     // RFC 9068 §2.2: JWT access tokens carry exp. A token without one never expires: refuse it.
-    let exp = claims.numeric_date("exp").ok().flatten().ok_or(R::TokenMalformed)?;
+    let exp = claims
+        .numeric_date("exp")
+        .ok()
+        .flatten()
+        .ok_or(R::TokenMalformed)?;
     if now > exp.saturating_add(clock_skew) {
         return Err(R::TokenExpired);
     }
@@ -142,7 +161,9 @@ pub fn verify(token: &str, cfg: &AccessTokenConfig, now: i64, clock_skew: i64) -
             return Err(R::TokenAudienceInvalid);
         }
     }
-    Ok(TokenInfo { jkt: cnf_jkt(&claims)? })
+    Ok(TokenInfo {
+        jkt: cnf_jkt(&claims)?,
+    })
 }
 
 #[cfg(test)]
@@ -154,26 +175,75 @@ mod tests {
         assert_eq!(extract(&[]), Ok(None));
         assert_eq!(
             extract(&["DPoP abc.def-_~+/=="]),
-            Ok(Some(Credential { scheme: Scheme::DPoP, token: "abc.def-_~+/==" }))
+            Ok(Some(Credential {
+                scheme: Scheme::DPoP,
+                token: "abc.def-_~+/=="
+            }))
         );
-        assert_eq!(extract(&["bearer t"]).map(|c| c.map(|c| c.scheme)), Ok(Some(Scheme::Bearer)));
+        assert_eq!(
+            extract(&["bearer t"]).map(|c| c.map(|c| c.scheme)),
+            Ok(Some(Scheme::Bearer))
+        );
         assert_eq!(extract(&["Basic dXNlcg=="]), Ok(None));
-        assert_eq!(extract(&["Bearer"]), Err(DenyReason::AuthorizationMalformed));
-        assert_eq!(extract(&["Bearer a b"]), Err(DenyReason::AuthorizationMalformed));
-        assert_eq!(extract(&["Bearer a=b"]), Err(DenyReason::AuthorizationMalformed));
-        assert_eq!(extract(&["Bearer a", "Bearer b"]), Err(DenyReason::AuthorizationMultiple));
+        assert_eq!(
+            extract(&["Bearer"]),
+            Err(DenyReason::AuthorizationMalformed)
+        );
+        assert_eq!(
+            extract(&["Bearer a b"]),
+            Err(DenyReason::AuthorizationMalformed)
+        );
+        assert_eq!(
+            extract(&["Bearer a=b"]),
+            Err(DenyReason::AuthorizationMalformed)
+        );
+        assert_eq!(
+            extract(&["Bearer a", "Bearer b"]),
+            Err(DenyReason::AuthorizationMultiple)
+        );
     }
 
     #[test]
     fn unverified_cnf() {
-        let tok = |payload: &str| format!("eyJhbGciOiJub25lIn0.{}.", crate::b64::encode(payload.as_bytes()));
+        let tok = |payload: &str| {
+            format!(
+                "eyJhbGciOiJub25lIn0.{}.",
+                crate::b64::encode(payload.as_bytes())
+            )
+        };
         // unsigned tokens are fine for inspection only; the empty signature is refused by parse
-        assert_eq!(inspect_unverified(&tok(r#"{"cnf":{"jkt":"abc"}}"#)), Err(DenyReason::TokenMalformed));
-        let tok = |payload: &str| format!("eyJhbGciOiJub25lIn0.{}.AA", crate::b64::encode(payload.as_bytes()));
-        assert_eq!(inspect_unverified(&tok(r#"{"cnf":{"jkt":"abc","x5t#S256":"q"}}"#)).unwrap().jkt.as_deref(), Some("abc"));
-        assert_eq!(inspect_unverified(&tok(r#"{"sub":"a"}"#)).unwrap().jkt, None);
-        assert_eq!(inspect_unverified(&tok(r#"{"cnf":"abc"}"#)), Err(DenyReason::TokenCnfInvalid));
-        assert_eq!(inspect_unverified(&tok(r#"{"cnf":{"jkt":1}}"#)), Err(DenyReason::TokenCnfInvalid));
-        assert_eq!(inspect_unverified("opaque-token"), Err(DenyReason::TokenMalformed));
+        assert_eq!(
+            inspect_unverified(&tok(r#"{"cnf":{"jkt":"abc"}}"#)),
+            Err(DenyReason::TokenMalformed)
+        );
+        let tok = |payload: &str| {
+            format!(
+                "eyJhbGciOiJub25lIn0.{}.AA",
+                crate::b64::encode(payload.as_bytes())
+            )
+        };
+        assert_eq!(
+            inspect_unverified(&tok(r#"{"cnf":{"jkt":"abc","x5t#S256":"q"}}"#))
+                .unwrap()
+                .jkt
+                .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            inspect_unverified(&tok(r#"{"sub":"a"}"#)).unwrap().jkt,
+            None
+        );
+        assert_eq!(
+            inspect_unverified(&tok(r#"{"cnf":"abc"}"#)),
+            Err(DenyReason::TokenCnfInvalid)
+        );
+        assert_eq!(
+            inspect_unverified(&tok(r#"{"cnf":{"jkt":1}}"#)),
+            Err(DenyReason::TokenCnfInvalid)
+        );
+        assert_eq!(
+            inspect_unverified("opaque-token"),
+            Err(DenyReason::TokenMalformed)
+        );
     }
 }

@@ -124,7 +124,10 @@ impl RootContext for Root {
         let cfg = match Config::parse(&bytes) {
             Ok(c) => c,
             Err(e) => {
-                log(LogLevel::Error, &format!("dpop_guard: invalid configuration: {e}"));
+                log(
+                    LogLevel::Error,
+                    &format!("dpop_guard: invalid configuration: {e}"),
+                );
                 return false;
             }
         };
@@ -132,7 +135,10 @@ impl RootContext for Root {
             ReplayConfig::Local { capacity } => {
                 let store = LocalReplayStore::new(capacity);
                 if let Err(e) = store.init(&HostKv) {
-                    log(LogLevel::Error, &format!("dpop_guard: cannot initialise the local replay store: {e:?}"));
+                    log(
+                        LogLevel::Error,
+                        &format!("dpop_guard: cannot initialise the local replay store: {e:?}"),
+                    );
                     return false;
                 }
                 Some(store)
@@ -145,7 +151,9 @@ impl RootContext for Root {
         };
         let replay = match &cfg.replay {
             ReplayConfig::Local { capacity } => format!("local(capacity={capacity})"),
-            ReplayConfig::Remote { cluster, on_error, .. } => format!("remote(cluster={cluster}, on_error={on_error:?})"),
+            ReplayConfig::Remote {
+                cluster, on_error, ..
+            } => format!("remote(cluster={cluster}, on_error={on_error:?})"),
             ReplayConfig::Off => "off".to_owned(),
         };
         log(
@@ -158,13 +166,20 @@ impl RootContext for Root {
                 cfg.access_token.verify
             ),
         );
-        self.shared = Some(Rc::new(Shared { cfg, metrics: Metrics::define(), local }));
+        self.shared = Some(Rc::new(Shared {
+            cfg,
+            metrics: Metrics::define(),
+            local,
+        }));
         true
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         let shared = self.shared.clone()?;
-        Some(Box::new(Filter { shared, stage: Stage::Start }))
+        Some(Box::new(Filter {
+            shared,
+            stage: Stage::Start,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -176,7 +191,12 @@ impl RootContext for Root {
 enum Stage {
     Start,
     /// Waiting for the dpop-replay service; the callout is matched by its token.
-    AwaitingReplay { token: u32, jkt: Option<String>, instance: String, request_id: Option<String> },
+    AwaitingReplay {
+        token: u32,
+        jkt: Option<String>,
+        instance: String,
+        request_id: Option<String>,
+    },
     Done,
 }
 
@@ -190,13 +210,28 @@ impl Filter {
         let cfg = &self.shared.cfg;
         self.shared.metrics.denied(reason);
         let nonce = match (reason, &cfg.nonce) {
-            (DenyReason::NonceMissing | DenyReason::NonceInvalid, Some(n)) => Some(crate::nonce::current(n, now)),
+            (DenyReason::NonceMissing | DenyReason::NonceInvalid, Some(n)) => {
+                Some(crate::nonce::current(n, now))
+            }
             _ => None,
         };
-        let ctx = ProblemContext { instance, request_id, now, nonce: nonce.as_deref() };
+        let ctx = ProblemContext {
+            instance,
+            request_id,
+            now,
+            nonce: nonce.as_deref(),
+        };
         let resp = problem::build(cfg, reason, &ctx);
-        log(LogLevel::Debug, &format!("dpop_guard: denied {} ({})", reason.stat_name(), resp.status));
-        let headers: Vec<(&str, &str)> = resp.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        log(
+            LogLevel::Debug,
+            &format!(
+                "dpop_guard: denied {} ({})",
+                reason.stat_name(),
+                resp.status
+            ),
+        );
+        let headers: Vec<(&str, &str)> =
+            resp.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.send_http_response(resp.status, headers, Some(resp.body.as_bytes()));
         self.stage = Stage::Done;
     }
@@ -215,7 +250,9 @@ impl Filter {
         if let Some(origin) = &cfg.public_origin {
             return format!("{origin}{path}");
         }
-        let mut scheme = self.get_http_request_header(":scheme").unwrap_or_else(|| "http".to_owned());
+        let mut scheme = self
+            .get_http_request_header(":scheme")
+            .unwrap_or_else(|| "http".to_owned());
         if cfg.trust_forwarded_proto {
             if let Some(p) = self.get_http_request_header("x-forwarded-proto") {
                 if let Some(first) = p.split(',').next() {
@@ -223,34 +260,55 @@ impl Filter {
                 }
             }
         }
-        let authority = self.get_http_request_header(":authority").unwrap_or_default();
+        let authority = self
+            .get_http_request_header(":authority")
+            .unwrap_or_default();
         format!("{scheme}://{authority}{path}")
     }
 
     fn jwt_authn_view(&self) -> JwtAuthnView {
         let at = &self.shared.cfg.access_token;
-        let base = ["metadata", "filter_metadata", at.metadata_namespace.as_str(), at.payload_key.as_str()];
-        let payload_present = self.get_property(base.to_vec()).is_some_and(|v| !v.is_empty());
+        let base = [
+            "metadata",
+            "filter_metadata",
+            at.metadata_namespace.as_str(),
+            at.payload_key.as_str(),
+        ];
+        let payload_present = self
+            .get_property(base.to_vec())
+            .is_some_and(|v| !v.is_empty());
         let mut path = base.to_vec();
         path.extend(["cnf", "jkt"]);
         let jkt = self
             .get_property(path)
             .and_then(|v| String::from_utf8(v).ok())
             .filter(|s| !s.is_empty());
-        JwtAuthnView { payload_present, jkt }
+        JwtAuthnView {
+            payload_present,
+            jkt,
+        }
     }
 }
 
 impl Context for Filter {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, _: usize, _: usize) {
-        let Stage::AwaitingReplay { token, jkt, instance, request_id } =
-            std::mem::replace(&mut self.stage, Stage::Done)
+        let Stage::AwaitingReplay {
+            token,
+            jkt,
+            instance,
+            request_id,
+        } = std::mem::replace(&mut self.stage, Stage::Done)
         else {
             return;
         };
         if token != token_id {
             // not our callout: keep waiting
-            self.stage = Stage::AwaitingReplay { token, jkt, instance, request_id };
+            self.stage = Stage::AwaitingReplay {
+                token,
+                jkt,
+                instance,
+                request_id,
+            };
             return;
         }
         let status = self.get_http_call_response_header(":status");
@@ -259,7 +317,12 @@ impl Context for Filter {
                 self.allow(jkt.as_deref());
                 self.resume_http_request();
             }
-            Some("409") => self.deny(DenyReason::ProofReplayed, &instance, request_id.as_deref(), now_secs()),
+            Some("409") => self.deny(
+                DenyReason::ProofReplayed,
+                &instance,
+                request_id.as_deref(),
+                now_secs(),
+            ),
             _ => {
                 self.replay_unavailable(jkt, &instance, request_id.as_deref(), true);
             }
@@ -270,7 +333,13 @@ impl Context for Filter {
 impl Filter {
     /// The remote store could not answer (error status, timeout, dispatch failure):
     /// `replay.on_error` decides. `resume` when the request is paused waiting for us.
-    fn replay_unavailable(&mut self, jkt: Option<String>, instance: &str, request_id: Option<&str>, resume: bool) -> Action {
+    fn replay_unavailable(
+        &mut self,
+        jkt: Option<String>,
+        instance: &str,
+        request_id: Option<&str>,
+        resume: bool,
+    ) -> Action {
         bump(self.shared.metrics.replay_errors);
         let on_error = match &self.shared.cfg.replay {
             ReplayConfig::Remote { on_error, .. } => *on_error,
@@ -278,7 +347,10 @@ impl Filter {
         };
         match on_error {
             OnError::Allow => {
-                log(LogLevel::Warn, "dpop_guard: replay check unavailable; allowed by replay.on_error = allow");
+                log(
+                    LogLevel::Warn,
+                    "dpop_guard: replay check unavailable; allowed by replay.on_error = allow",
+                );
                 self.allow(jkt.as_deref());
                 if resume {
                     self.resume_http_request();
@@ -286,7 +358,12 @@ impl Filter {
                 Action::Continue
             }
             OnError::Deny => {
-                self.deny(DenyReason::ReplayCheckFailed, instance, request_id, now_secs());
+                self.deny(
+                    DenyReason::ReplayCheckFailed,
+                    instance,
+                    request_id,
+                    now_secs(),
+                );
                 Action::Pause
             }
         }
@@ -322,7 +399,8 @@ impl HttpContext for Filter {
         let now = now_secs();
         let path_no_query = authn::path_only(path);
         let uri = self.target_uri(path_no_query);
-        let jwt_view = (cfg.access_token.verify == VerifyMode::JwtAuthn).then(|| self.jwt_authn_view());
+        let jwt_view =
+            (cfg.access_token.verify == VerifyMode::JwtAuthn).then(|| self.jwt_authn_view());
         let req = Request {
             method,
             path,
@@ -343,13 +421,17 @@ impl HttpContext for Filter {
                 self.deny(reason, &instance, request_id.as_deref(), now);
                 Action::Pause
             }
-            Decision::Allow { jkt, replay_key: None } => {
+            Decision::Allow {
+                jkt,
+                replay_key: None,
+            } => {
                 self.allow(jkt.as_deref());
                 Action::Continue
             }
-            Decision::Allow { jkt, replay_key: Some(key) } => {
-                self.check_replay(jkt, &key, &instance, request_id, now)
-            }
+            Decision::Allow {
+                jkt,
+                replay_key: Some(key),
+            } => self.check_replay(jkt, &key, &instance, request_id, now),
         }
     }
 
@@ -386,7 +468,12 @@ impl Filter {
             }
             ReplayConfig::Local { .. } => {
                 let Some(store) = &shared.local else {
-                    self.deny(DenyReason::ReplayCheckFailed, instance, request_id.as_deref(), now);
+                    self.deny(
+                        DenyReason::ReplayCheckFailed,
+                        instance,
+                        request_id.as_deref(),
+                        now,
+                    );
                     return Action::Pause;
                 };
                 match store.check_and_insert(&HostKv, key, now, ttl) {
@@ -395,22 +482,46 @@ impl Filter {
                         Action::Continue
                     }
                     Ok(Insert::Replayed) => {
-                        self.deny(DenyReason::ProofReplayed, instance, request_id.as_deref(), now);
+                        self.deny(
+                            DenyReason::ProofReplayed,
+                            instance,
+                            request_id.as_deref(),
+                            now,
+                        );
                         Action::Pause
                     }
                     Ok(Insert::Full) => {
-                        self.deny(DenyReason::ReplayStoreFull, instance, request_id.as_deref(), now);
+                        self.deny(
+                            DenyReason::ReplayStoreFull,
+                            instance,
+                            request_id.as_deref(),
+                            now,
+                        );
                         Action::Pause
                     }
                     Err(e) => {
-                        log(LogLevel::Warn, &format!("dpop_guard: local replay store error: {e:?}"));
+                        log(
+                            LogLevel::Warn,
+                            &format!("dpop_guard: local replay store error: {e:?}"),
+                        );
                         bump(shared.metrics.replay_errors);
-                        self.deny(DenyReason::ReplayCheckFailed, instance, request_id.as_deref(), now);
+                        self.deny(
+                            DenyReason::ReplayCheckFailed,
+                            instance,
+                            request_id.as_deref(),
+                            now,
+                        );
                         Action::Pause
                     }
                 }
             }
-            ReplayConfig::Remote { cluster, authority, path, timeout_ms, .. } => {
+            ReplayConfig::Remote {
+                cluster,
+                authority,
+                path,
+                timeout_ms,
+                ..
+            } => {
                 let body = format!("{{\"key\":\"{key}\",\"ttl\":{ttl}}}");
                 let len = body.len().to_string();
                 let headers = vec![
@@ -437,7 +548,12 @@ impl Filter {
                         Action::Pause
                     }
                     Err(e) => {
-                        log(LogLevel::Warn, &format!("dpop_guard: replay callout to cluster {cluster} failed: {e:?}"));
+                        log(
+                            LogLevel::Warn,
+                            &format!(
+                                "dpop_guard: replay callout to cluster {cluster} failed: {e:?}"
+                            ),
+                        );
                         self.replay_unavailable(jkt, instance, request_id.as_deref(), false)
                     }
                 }

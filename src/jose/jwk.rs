@@ -47,7 +47,10 @@ pub enum PublicJwk {
 }
 
 fn member_bytes(o: &Object, name: &str) -> Result<Vec<u8>, JwkError> {
-    let s = o.str(name).map_err(|_| JwkError::Invalid)?.ok_or(JwkError::Invalid)?;
+    let s = o
+        .str(name)
+        .map_err(|_| JwkError::Invalid)?
+        .ok_or(JwkError::Invalid)?;
     if s.len() > 2048 {
         return Err(JwkError::Invalid);
     }
@@ -56,7 +59,9 @@ fn member_bytes(o: &Object, name: &str) -> Result<Vec<u8>, JwkError> {
 
 fn fixed<const N: usize>(o: &Object, name: &str) -> Result<[u8; N], JwkError> {
     // RFC 7518 §6.2.1.2: coordinates are the full field size, leading zeros included.
-    member_bytes(o, name)?.try_into().map_err(|_| JwkError::Invalid)
+    member_bytes(o, name)?
+        .try_into()
+        .map_err(|_| JwkError::Invalid)
 }
 
 /// Big-endian unsigned integer in minimal form (RFC 7518 §6.3.1: no leading zero octets).
@@ -87,13 +92,15 @@ impl PublicJwk {
         match (kty, crv()) {
             (Some("OKP"), Some("Ed25519")) => {
                 let x = fixed::<32>(o, "x")?;
-                let key = ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| JwkError::Invalid)?;
+                let key =
+                    ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| JwkError::Invalid)?;
                 Ok(PublicJwk::Ed25519 { x, key })
             }
             (Some("EC"), Some("P-256")) => {
                 let x = fixed::<32>(o, "x")?;
                 let y = fixed::<32>(o, "y")?;
-                let point = p256::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
+                let point =
+                    p256::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
                 let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point)
                     .map_err(|_| JwkError::Invalid)?;
                 Ok(PublicJwk::P256 { x, y, key })
@@ -101,7 +108,8 @@ impl PublicJwk {
             (Some("EC"), Some("P-384")) => {
                 let x = fixed::<48>(o, "x")?;
                 let y = fixed::<48>(o, "y")?;
-                let point = p384::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
+                let point =
+                    p384::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
                 let key = p384::ecdsa::VerifyingKey::from_encoded_point(&point)
                     .map_err(|_| JwkError::Invalid)?;
                 Ok(PublicJwk::P384 { x, y, key })
@@ -114,7 +122,9 @@ impl PublicJwk {
                     return Err(JwkError::Invalid);
                 }
                 // e odd, 3 ≤ e < 2^32 (every real key uses 65537; huge e only costs us time)
-                let e_ok = e.len() <= 4 && e.last().is_some_and(|b| b & 1 == 1) && !(e.len() == 1 && e == [1]);
+                let e_ok = e.len() <= 4
+                    && e.last().is_some_and(|b| b & 1 == 1)
+                    && !(e.len() == 1 && e == [1]);
                 if !e_ok {
                     return Err(JwkError::Invalid);
                 }
@@ -151,7 +161,10 @@ impl PublicJwk {
     pub fn thumbprint_input(&self) -> String {
         match self {
             PublicJwk::Ed25519 { x, .. } => {
-                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(x))
+                format!(
+                    r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                    b64::encode(x)
+                )
             }
             PublicJwk::P256 { x, y, .. } => format!(
                 r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
@@ -205,7 +218,8 @@ impl PublicJwk {
                     return false;
                 }
                 let digest = Sha256::digest(signing_input);
-                key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, sig).is_ok()
+                key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, sig)
+                    .is_ok()
             }
             (PublicJwk::Rsa { key, .. }, Alg::PS256) => {
                 use rsa::traits::PublicKeyParts;
@@ -213,7 +227,8 @@ impl PublicJwk {
                     return false;
                 }
                 let digest = Sha256::digest(signing_input);
-                key.verify(rsa::Pss::new_with_salt::<Sha256>(32), &digest, sig).is_ok()
+                key.verify(rsa::Pss::new_with_salt::<Sha256>(32), &digest, sig)
+                    .is_ok()
             }
             _ => false,
         }
@@ -241,7 +256,10 @@ mod tests {
     fn rfc7638_thumbprint_with_extra_members() {
         let jwk = br#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#;
         let k = PublicJwk::from_json(jwk).unwrap();
-        assert_eq!(k.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            k.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
@@ -250,7 +268,10 @@ mod tests {
             br#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
         )
         .unwrap();
-        assert_eq!(k.thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        assert_eq!(
+            k.thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
     }
 
     #[test]

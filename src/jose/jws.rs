@@ -29,7 +29,8 @@ impl<'a> CompactJws<'a> {
             return Err(JwsError::TooLarge);
         }
         let mut parts = input.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(JwsError::Malformed);
         };
@@ -40,8 +41,15 @@ impl<'a> CompactJws<'a> {
         let payload = b64::decode(p).ok_or(JwsError::Malformed)?;
         let signature = b64::decode(s).ok_or(JwsError::Malformed)?;
         let header = parse_object(&header_bytes).ok_or(JwsError::HeaderJson)?;
-        let signing_input = input.get(..h.len() + 1 + p.len()).ok_or(JwsError::Malformed)?;
-        Ok(CompactJws { header, payload, signing_input, signature })
+        let signing_input = input
+            .get(..h.len() + 1 + p.len())
+            .ok_or(JwsError::Malformed)?;
+        Ok(CompactJws {
+            header,
+            payload,
+            signing_input,
+            signature,
+        })
     }
 }
 
@@ -51,14 +59,29 @@ mod tests {
 
     #[test]
     fn splits() {
-        assert_eq!(CompactJws::parse("a.b", 100).unwrap_err(), JwsError::Malformed);
-        assert_eq!(CompactJws::parse("a.b.c.d", 100).unwrap_err(), JwsError::Malformed);
-        assert_eq!(CompactJws::parse("eyJ9.e30.", 100).unwrap_err(), JwsError::Malformed);
-        assert_eq!(CompactJws::parse(&"a".repeat(101), 100).unwrap_err(), JwsError::TooLarge);
+        assert_eq!(
+            CompactJws::parse("a.b", 100).unwrap_err(),
+            JwsError::Malformed
+        );
+        assert_eq!(
+            CompactJws::parse("a.b.c.d", 100).unwrap_err(),
+            JwsError::Malformed
+        );
+        assert_eq!(
+            CompactJws::parse("eyJ9.e30.", 100).unwrap_err(),
+            JwsError::Malformed
+        );
+        assert_eq!(
+            CompactJws::parse(&"a".repeat(101), 100).unwrap_err(),
+            JwsError::TooLarge
+        );
         // {"a":1}.{}.AA
         let j = CompactJws::parse("eyJhIjoxfQ.e30.AA", 100).unwrap();
         assert_eq!(j.signing_input, "eyJhIjoxfQ.e30");
         assert_eq!(j.signature, vec![0]);
-        assert_eq!(CompactJws::parse("W10.e30.AA", 100).unwrap_err(), JwsError::HeaderJson);
+        assert_eq!(
+            CompactJws::parse("W10.e30.AA", 100).unwrap_err(),
+            JwsError::HeaderJson
+        );
     }
 }
