@@ -16,7 +16,7 @@ pub mod reason;
 pub mod replay;
 pub mod token;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod host;
 
 pub use proof::{verify_proof, ProofPolicy, RequestFacts, VerifiedProof};

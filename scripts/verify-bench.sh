@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Micro-benchmark of proof verification per algorithm: natively, then inside Envoy's V8 (the
+# same loop as a bootstrap wasm service, timed with the host clock). Not a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ENVOY=${ENVOY:-.venv/bin/envoy}
+DPOP=target/release/dpop
+ITER=${ITER:-300}
+out=target/bench; mkdir -p $out
+now=$(date +%s)
+cases=()
+for alg in EdDSA ES256 ES384 RS256 PS256; do
+  kalg=$alg; [ $alg = PS256 ] && kalg=RS256
+  $DPOP keygen --alg $kalg > $out/key-$alg.json
+  p=$($DPOP proof --key $out/key-$alg.json --alg $alg --htm GET --htu https://api.example.com/bench --iat $now)
+  cases+=("{\"alg\":\"$alg\",\"proof\":\"$p\",\"htm\":\"GET\",\"htu\":\"https://api.example.com/bench\"}")
+done
+input="{\"iterations\":$ITER,\"now\":$now,\"cases\":[$(IFS=,; echo "${cases[*]}")]}"
+echo "$input" > $out/verify-input.json
+
+cargo build --release -q -p verify-bench --bin verify-bench
+cargo build --release -q -p verify-bench --lib --target wasm32-wasip1
+target/release/verify-bench < $out/verify-input.json
+
+python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+value = open(f"{out}/verify-input.json").read().strip()
+cfg = {
+  "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+  "bootstrap_extensions": [{"name": "envoy.bootstrap.wasm", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService", "singleton": True,
+    "config": {"name": "verify_bench", "vm_config": {"runtime": "envoy.wasm.runtime.v8",
+      "code": {"local": {"filename": "target/wasm32-wasip1/release/verify_bench.wasm"}}},
+      "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value}}}}],
+}
+json.dump(cfg, open(f"{out}/verify-bench-envoy.json", "w"))
+PY
+$ENVOY -c $out/verify-bench-envoy.json --disable-hot-restart -l warn > $out/verify-bench-envoy.log 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q "verify-bench done\|bad input" $out/verify-bench-envoy.log && break
+  sleep 0.5
+done
+kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+grep -o "verify-bench wasm-v8.*" $out/verify-bench-envoy.log || { tail -20 $out/verify-bench-envoy.log; exit 1; }
