@@ -1,0 +1,154 @@
+//! The per-request decision (token extraction, binding, downgrade, routes, nonce), natively.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod common;
+
+use common::{header_for, make_proof, TestKey};
+use dpop_guard::authn::{decide, Decision, JwtAuthnView, Request};
+use dpop_guard::b64;
+use dpop_guard::config::Config;
+use dpop_guard::proof::ath_for;
+use dpop_guard::reason::DenyReason as R;
+
+const NOW: i64 = 1_700_000_000;
+const URI: &str = "https://api.example.com/api/x";
+
+fn proof(key: &TestKey, token: Option<&str>, extra: &str) -> String {
+    let ath = token.map(|t| format!(r#","ath":"{}""#, ath_for(t))).unwrap_or_default();
+    let claims = format!(r#"{{"jti":"j-{}","htm":"GET","htu":"{URI}","iat":{NOW}{ath}{extra}}}"#, rand_tag());
+    make_proof(&header_for("EdDSA", key), &claims, key)
+}
+
+fn rand_tag() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An unsigned-looking JWT for `upstream` mode (which only decodes the payload).
+fn token(payload: &str) -> String {
+    format!("{}.{}.{}", b64::encode(br#"{"alg":"HS256"}"#), b64::encode(payload.as_bytes()), b64::encode(b"sig"))
+}
+
+fn bound(key: &TestKey) -> String {
+    token(&format!(r#"{{"sub":"a","cnf":{{"jkt":"{}"}}}}"#, key.jkt()))
+}
+
+fn run(cfg: &Config, path: &str, dpop: &[&str], authz: &[&str], jwt: Option<&JwtAuthnView>) -> Decision {
+    let req = Request { method: "GET", path, uri: URI, dpop, authorization: authz, jwt_authn: jwt, now: NOW };
+    decide(cfg, &req)
+}
+
+fn cfg(json: &str) -> Config {
+    Config::parse(json.as_bytes()).unwrap()
+}
+
+fn denied(d: Decision) -> R {
+    match d {
+        Decision::Deny(r) => r,
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn required_route_needs_a_proof() {
+    let c = cfg(r#"{"required": true}"#);
+    assert_eq!(denied(run(&c, "/api/x", &[], &[], None)), R::ProofMissing);
+    let k = TestKey::ed25519_n(1);
+    let p = proof(&k, None, "");
+    match run(&c, "/api/x", &[&p], &[], None) {
+        Decision::Allow { jkt, replay_key } => {
+            assert_eq!(jkt.as_deref(), Some(k.jkt().as_str()));
+            assert!(replay_key.unwrap().starts_with("dpop:jti:"));
+        }
+        d => panic!("{d:?}"),
+    }
+    assert_eq!(denied(run(&c, "/api/x", &[&p, &p], &[], None)), R::ProofMultiple);
+}
+
+#[test]
+fn binding_rules() {
+    let c = cfg(r#"{"required": true}"#);
+    let k = TestKey::ed25519_n(2);
+    let other = TestKey::ed25519_n(3);
+    let t = bound(&k);
+    for scheme in ["Bearer", "DPoP", "dpop"] {
+        let authz = format!("{scheme} {t}");
+        assert!(matches!(run(&c, "/api/x", &[&proof(&k, Some(&t), "")], &[&authz], None), Decision::Allow { .. }));
+        assert_eq!(denied(run(&c, "/api/x", &[&proof(&other, Some(&t), "")], &[&authz], None)), R::BindingMismatch);
+        assert_eq!(denied(run(&c, "/api/x", &[], &[&authz], None)), R::BoundTokenWithoutProof);
+    }
+    let unbound = token(r#"{"sub":"a"}"#);
+    let authz = format!("Bearer {unbound}");
+    assert_eq!(denied(run(&c, "/api/x", &[&proof(&k, Some(&unbound), "")], &[&authz], None)), R::TokenNotBound);
+    // ath over the exact token bytes
+    assert_eq!(denied(run(&c, "/api/x", &[&proof(&k, Some("other"), "")], &[&format!("Bearer {t}")], None)), R::ProofAthMismatch);
+    assert_eq!(denied(run(&c, "/api/x", &[&proof(&k, None, "")], &[&format!("Bearer {t}")], None)), R::ProofAthMissing);
+}
+
+#[test]
+fn optional_route() {
+    let c = cfg(r#"{}"#);
+    let k = TestKey::ed25519_n(4);
+    assert_eq!(run(&c, "/x", &[], &[], None), Decision::Allow { jkt: None, replay_key: None });
+    // a bound token still needs its proof (downgrade)
+    assert_eq!(denied(run(&c, "/x", &[], &[&format!("Bearer {}", bound(&k))], None)), R::BoundTokenWithoutProof);
+    // unbound Bearer + proof passes an optional route; with the DPoP scheme it must be bound
+    let unbound = token(r#"{"sub":"a"}"#);
+    let p = proof(&k, Some(&unbound), "");
+    assert!(matches!(run(&c, "/x", &[&p], &[&format!("Bearer {unbound}")], None), Decision::Allow { .. }));
+    let p = proof(&k, Some(&unbound), "");
+    assert_eq!(denied(run(&c, "/x", &[&p], &[&format!("DPoP {unbound}")], None)), R::TokenNotBound);
+    assert_eq!(denied(run(&c, "/x", &[], &[&format!("DPoP {unbound}")], None)), R::ProofMissing);
+}
+
+#[test]
+fn routes_proof_only_and_off() {
+    let c = cfg(r#"{"required": true, "routes": [{"prefix": "/token", "policy": "proof_only"}, {"prefix": "/health", "policy": "off"}]}"#);
+    let k = TestKey::ed25519_n(5);
+    assert_eq!(run(&c, "/health?x", &["garbage"], &["garbage"], None), Decision::Pass);
+    // Authorization is ignored at the token endpoint (client authentication, not an access token)
+    assert!(matches!(run(&c, "/token", &[&proof(&k, None, "")], &["Basic abc", "Bearer x"], None), Decision::Allow { .. }));
+    assert_eq!(denied(run(&c, "/token", &[], &[], None)), R::ProofMissing);
+}
+
+#[test]
+fn authorization_defects() {
+    let c = cfg(r#"{"required": true}"#);
+    assert_eq!(denied(run(&c, "/x", &[], &["Bearer a", "Bearer b"], None)), R::AuthorizationMultiple);
+    assert_eq!(denied(run(&c, "/x", &[], &["Bearer a b"], None)), R::AuthorizationMalformed);
+    assert_eq!(denied(run(&c, "/x", &[], &["Bearer opaque"], None)), R::TokenMalformed);
+    assert_eq!(denied(run(&c, "/x", &[], &[&format!("Bearer {}", token(r#"{"cnf":"x"}"#))], None)), R::TokenCnfInvalid);
+}
+
+#[test]
+fn nonces() {
+    let c = cfg(r#"{"required": true, "nonce": {"secret": "0123456789abcdef0123"}}"#);
+    let n = dpop_guard::nonce::current(c.nonce.as_ref().unwrap(), NOW);
+    let k = TestKey::ed25519_n(6);
+    assert_eq!(denied(run(&c, "/x", &[&proof(&k, None, "")], &[], None)), R::NonceMissing);
+    assert_eq!(denied(run(&c, "/x", &[&proof(&k, None, r#","nonce":"stale""#)], &[], None)), R::NonceInvalid);
+    let p = proof(&k, None, &format!(r#","nonce":"{n}""#));
+    assert!(matches!(run(&c, "/x", &[&p], &[], None), Decision::Allow { .. }));
+}
+
+#[test]
+fn replay_off_gives_no_key() {
+    let c = cfg(r#"{"required": true, "replay": {"store": "off"}}"#);
+    let k = TestKey::ed25519_n(7);
+    assert!(matches!(run(&c, "/x", &[&proof(&k, None, "")], &[], None), Decision::Allow { replay_key: None, .. }));
+}
+
+#[test]
+fn jwt_authn_mode() {
+    let c = cfg(r#"{"required": true, "access_token": {"verify": "jwt_authn"}}"#);
+    let k = TestKey::ed25519_n(8);
+    let t = token(r#"{"whatever":1}"#); // the filter does not read the token in this mode
+    let authz = format!("Bearer {t}");
+    let verified = JwtAuthnView { payload_present: true, jkt: Some(k.jkt()) };
+    assert!(matches!(run(&c, "/x", &[&proof(&k, Some(&t), "")], &[&authz], Some(&verified)), Decision::Allow { .. }));
+    let other = JwtAuthnView { payload_present: true, jkt: Some(TestKey::ed25519_n(9).jkt()) };
+    assert_eq!(denied(run(&c, "/x", &[&proof(&k, Some(&t), "")], &[&authz], Some(&other))), R::BindingMismatch);
+    let failed = JwtAuthnView::default();
+    assert_eq!(denied(run(&c, "/x", &[&proof(&k, Some(&t), "")], &[&authz], Some(&failed))), R::TokenSignatureInvalid);
+    assert_eq!(denied(run(&c, "/x", &[], &[&authz], Some(&verified))), R::BoundTokenWithoutProof);
+}
