@@ -10,10 +10,11 @@ DPOP     := target/release/dpop
 CARGO    ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help build wasm cli venv test unit e2e validate lint run fuzz fuzz-smoke clean
+.PHONY: help build wasm cli venv redis test unit e2e validate lint run run-redis fuzz fuzz-smoke clean
 
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
+	@echo "make run-redis - the same with redis-server + dpop-replay (remote replay store)"
 	@echo "make test   - everything CI runs: lint, unit tests, wasm build, config validation, e2e against real Envoy"
 	@echo "make lint   - rustfmt check and clippy (native and wasm32)"
 	@echo "make fuzz   - run every cargo-fuzz target for FUZZ_SECONDS (default 300)"
@@ -31,13 +32,20 @@ $(VENV)/.stamp: requirements-test.txt
 
 venv: $(VENV)/.stamp
 
+# redis-server from Debian (root on CI and the dev machines; sudo elsewhere)
+redis:
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@redis-server --version
+
 # ---- builds ----------------------------------------------------------------------------
 wasm: .wasm-target.stamp
 	$(CARGO) build --release --target wasm32-wasip1 -p dpop-guard --lib
 	@ls -l $(WASM) | awk '{printf "dpop_guard.wasm: %d bytes (%.0f KiB)\n", $$5, $$5/1024}'
 
 cli:
-	$(CARGO) build --release -p dpop-cli
+	$(CARGO) build --release -p dpop-cli -p dpop-replay
 
 build: wasm cli
 
@@ -47,7 +55,7 @@ lint: .wasm-target.stamp
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 -p dpop-guard --lib -- -D warnings
 
-unit:
+unit: redis
 	$(CARGO) test --workspace
 
 # Every shipped Envoy config must pass `envoy --mode validate` (this also runs on_configure).
@@ -57,7 +65,7 @@ validate: wasm venv
 	  $(ENVOY) --mode validate -c $$f --disable-hot-restart -l error >/dev/null || exit 1; \
 	done
 
-e2e: build venv
+e2e: build venv redis
 	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 test: lint unit validate e2e fuzz-smoke
@@ -66,9 +74,12 @@ test: lint unit validate e2e fuzz-smoke
 run: build venv
 	@scripts/run-demo.sh
 
+run-redis: build venv redis
+	@scripts/run-redis.sh
+
 # ---- fuzzing (nightly + cargo-fuzz) ----------------------------------------------------
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := proof jwk htu
+FUZZ_TARGETS := proof proof_signed jwk htu
 
 .fuzz.stamp:
 	rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
@@ -76,8 +87,8 @@ FUZZ_TARGETS := proof jwk htu
 	@touch $@
 
 fuzz: .fuzz.stamp
-	for t in $(FUZZ_TARGETS); do \
-	  cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+	for t in $(FUZZ_TARGETS); do mkdir -p fuzz/corpus/$$t; \
+	  cargo +nightly fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=30

@@ -91,9 +91,15 @@ pub fn verify_proof(
     })?;
     let header = &jws.header;
 
-    // typ (§4.2): media type comparison is case-insensitive (RFC 7515 §4.1.9 via RFC 2045).
+    // typ (§4.2): a media type, compared case-insensitively; RFC 7515 §4.1.9 lets the
+    // "application/" prefix be omitted, so both spellings name the same type.
     match header.str("typ") {
-        Ok(Some(t)) if t.eq_ignore_ascii_case("dpop+jwt") => {}
+        Ok(Some(t)) => {
+            let t = t.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(t, |_| t.get(12..).unwrap_or(""));
+            if !t.eq_ignore_ascii_case("dpop+jwt") {
+                return Err(R::ProofTypInvalid);
+            }
+        }
         _ => return Err(R::ProofTypInvalid),
     }
     let alg_name = header

@@ -1461,3 +1461,20 @@ fn mutations_never_panic() {
     assert!(result.is_ok(), "verify_proof panicked after {ran} inputs");
     println!("{ran} mutated/random inputs, no panic");
 }
+
+#[test]
+fn typ_with_application_prefix_is_the_same_media_type() {
+    let k = TestKey::ed25519();
+    let now = 1_700_000_000;
+    for (typ, ok) in [("application/dpop+jwt", true), ("Application/DPoP+JWT", true), ("application/jwt", false), ("xapplication/dpop+jwt", false)] {
+        let header = format!(r#"{{"typ":"{typ}","alg":"EdDSA","jwk":{}}}"#, k.public_jwk());
+        let claims = format!(r#"{{"jti":"t","htm":"GET","htu":"https://a.example/x","iat":{now}}}"#);
+        let p = make_proof(&header, &claims, &k);
+        let facts = RequestFacts { method: "GET", uri: "https://a.example/x", access_token: None, now };
+        let r = verify_proof(&p, &facts, &ProofPolicy::default());
+        assert_eq!(r.is_ok(), ok, "{typ}: {r:?}");
+        if !ok {
+            assert_eq!(r.unwrap_err(), DenyReason::ProofTypInvalid);
+        }
+    }
+}

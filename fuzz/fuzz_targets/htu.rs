@@ -11,6 +11,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let twice = htu::normalize(&once);
-    assert_eq!(twice.as_deref(), Some(once.as_str()), "not idempotent for {input:?}");
-    assert_eq!(htu::matches(&input, &once), Some(true), "{input:?} does not match its normal form");
+    assert_eq!(
+        twice.as_deref(),
+        Some(once.as_str()),
+        "not idempotent for {input:?}"
+    );
+    assert_eq!(
+        htu::matches(&input, &once),
+        Some(true),
+        "{input:?} does not match its normal form"
+    );
 });

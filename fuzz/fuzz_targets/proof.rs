@@ -7,7 +7,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let proof = String::from_utf8_lossy(data);
-    let policy = ProofPolicy { algorithms: Alg::ALL.into_iter().collect(), ..ProofPolicy::default() };
+    let policy = ProofPolicy {
+        algorithms: Alg::ALL.into_iter().collect(),
+        ..ProofPolicy::default()
+    };
     let req = RequestFacts {
         method: "GET",
         uri: "https://server.example.com/token",
@@ -15,8 +18,19 @@ fuzz_target!(|data: &[u8]| {
         now: 1_562_262_616,
     };
     let _ = verify_proof(&proof, &req, &policy);
-    let _ = verify_proof(&proof, &RequestFacts { access_token: None, method: "POST", ..req }, &policy);
+    let _ = verify_proof(
+        &proof,
+        &RequestFacts {
+            access_token: None,
+            method: "POST",
+            ..req
+        },
+        &policy,
+    );
     // A tight size cap takes the other early exit.
-    let small = ProofPolicy { max_proof_bytes: 64, ..ProofPolicy::default() };
+    let small = ProofPolicy {
+        max_proof_bytes: 64,
+        ..ProofPolicy::default()
+    };
     let _ = verify_proof(&proof, &req, &small);
 });

@@ -25,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let x = b64::encode(key.verifying_key().as_bytes());
-    let header = format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}}}"#);
+    let header = format!(
+        r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}}}"#
+    );
     let good_claims = format!(r#"{{"jti":"j","htm":"GET","htu":"{URI}","iat":{NOW}}}"#);
     let fuzz_header = mode & 1 == 1;
     let proof = if fuzz_header {
@@ -33,9 +35,17 @@ fuzz_target!(|data: &[u8]| {
     } else {
         sign(&key, header.as_bytes(), rest)
     };
-    let policy = ProofPolicy { require_ath: mode & 2 == 0, ..ProofPolicy::default() };
+    let policy = ProofPolicy {
+        require_ath: mode & 2 == 0,
+        ..ProofPolicy::default()
+    };
     let token = if mode & 4 == 0 { None } else { Some(TOKEN) };
-    let req = RequestFacts { method: "GET", uri: URI, access_token: token, now: NOW };
+    let req = RequestFacts {
+        method: "GET",
+        uri: URI,
+        access_token: token,
+        now: NOW,
+    };
     let result = verify_proof(&proof, &req, &policy);
     if !fuzz_header {
         // The header and signature are good: only claim-level reasons are possible.
@@ -64,7 +74,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(v) = result {
-        let claims: &[u8] = if fuzz_header { good_claims.as_bytes() } else { rest };
+        let claims: &[u8] = if fuzz_header {
+            good_claims.as_bytes()
+        } else {
+            rest
+        };
         let parsed: serde_json::Value = match serde_json::from_slice(claims) {
             Ok(p) => p,
             Err(e) => panic!("accepted claims serde_json refuses: {e}"),
@@ -72,7 +86,10 @@ fuzz_target!(|data: &[u8]| {
         let obj = parsed.as_object();
         assert!(obj.is_some(), "accepted non-object claims");
         if let Some(obj) = obj {
-            assert_eq!(obj.get("jti").and_then(|j| j.as_str()), Some(v.jti.as_str()));
+            assert_eq!(
+                obj.get("jti").and_then(|j| j.as_str()),
+                Some(v.jti.as_str())
+            );
             assert_eq!(obj.get("htm").and_then(|j| j.as_str()), Some("GET"));
             assert!(obj.get("htu").and_then(|j| j.as_str()).is_some());
             assert!((NOW - 120..=NOW + 60).contains(&v.iat));
