@@ -288,3 +288,24 @@ def test_shipped_demo_config_is_what_readme_says():
     cfg = json.loads(plugin_config_of(load_yaml("envoy.yaml")))
     assert cfg["required"] is True
     assert {"prefix": "/auth/agent/request_temp_token", "policy": "proof_only"} in cfg["routes"]
+
+
+def test_local_store_full_refuses_and_never_forgets():
+    """capacity 16 → 2 buckets of 16 slots: more live proofs than fit are refused (503), and
+    every accepted jti is still remembered."""
+    with Envoy({"required": True, "replay": {"store": "local", "capacity": 16}}, name="full") as e:
+        k = PyKey("EdDSA")
+        accepted, full = [], 0
+        for _ in range(60):
+            p = proof(k, "GET", e.origin + "/x")
+            r = e.request("GET", "/x", [("DPoP", p)])
+            if r.status == 200:
+                accepted.append(p)
+            else:
+                assert_problem(r, "replay-check-unavailable", status=503)
+                full += 1
+        assert full > 0 and len(accepted) <= 32
+        assert e.stats()["dpop_guard.replay.local_full"] == full
+        for p in accepted:
+            assert_problem(e.request("GET", "/x", [("DPoP", p)]), "dpop-invalid",
+                           detail="DPoP jti already used (replay attack)")
