@@ -10,13 +10,14 @@ DPOP     := target/release/dpop
 CARGO    ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help build wasm cli venv redis test unit e2e validate lint run run-redis fuzz fuzz-smoke clean
+.PHONY: help build wasm cli venv redis test unit e2e validate lint run run-redis fuzz fuzz-smoke image clean
 
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
 	@echo "make run-redis - the same with redis-server + dpop-replay (remote replay store)"
 	@echo "make test   - everything CI runs: lint, unit tests, wasm build, config validation, e2e against real Envoy"
 	@echo "make lint   - rustfmt check and clippy (native and wasm32)"
+	@echo "make image  - OCI image with plugin.wasm for Istio (target/oci/); prints the push command and digest"
 	@echo "make fuzz   - run every cargo-fuzz target for FUZZ_SECONDS (default 300)"
 
 # ---- toolchain and dependencies --------------------------------------------------------
@@ -92,6 +93,11 @@ fuzz: .fuzz.stamp
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=30
+
+# OCI image (Wasm "compat" variant: one layer with plugin.wasm) for Istio's WasmPlugin, without
+# Docker: target/oci/dpop-guard/ (OCI layout) and target/oci/dpop-guard.tar (oci-archive).
+image: wasm
+	@scripts/make-image.sh
 
 clean:
 	$(CARGO) clean

@@ -34,22 +34,26 @@ fn readme_lists_every_config_key() {
     let src =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs")).unwrap();
     // every `Option<...>` field of the Raw* serde structs is a key
-    let mut section = "";
+    // None outside the Raw* structs; Some(prefix) inside one
+    let mut section: Option<&str> = None;
     let mut checked = 0;
     for line in src.lines() {
         let t = line.trim();
+        if line == "}" {
+            section = None;
+            continue;
+        }
         if let Some(name) = t.strip_prefix("struct Raw") {
-            section = match name.trim_end_matches(" {") {
+            section = Some(match name.trim_end_matches(" {") {
                 "AccessToken" => "access_token.",
                 "Replay" => "replay.",
                 "Nonce" => "nonce.",
+                "Route" => "-",
                 _ => "",
-            };
-            if name.starts_with("Route") {
-                section = "-";
-            }
+            });
             continue;
         }
+        let Some(section) = section else { continue };
         if section == "-" || t.starts_with("//") {
             continue;
         }

@@ -1,0 +1,680 @@
+"""Deploying it: the Istio manifests (envoy/istio/) and the OCI image (`make image`).
+
+- Every WasmPlugin validates against Istio's CRD: its OpenAPI schema (jsonschema) plus what the
+  API server adds — the CEL rules (x-kubernetes-validations, implemented here by hand, and every
+  rule in the CRD must be one we implement), list-map key uniqueness, int32, object names — and
+  the validator is shown to refuse broken manifests.
+- Every pluginConfig, read the way Kubernetes reads YAML (1.1), passes the real filter in a real
+  Envoy (`envoy --mode validate` runs on_configure); a broken one does not.
+- The manifests agree with each other (replay cluster name ↔ Service, stats prefix ↔ what Envoy
+  really names the counters).
+- scripts/make-image.sh writes an OCI image layout + archive in the Wasm "compat" variant that
+  Istio's fetcher accepts, byte-exact, deterministic.
+"""
+import copy
+import glob
+import gzip
+import hashlib
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tomllib
+
+import jsonschema
+import pytest
+import yaml
+
+from harness import ENVOY, ROOT, WASM, Envoy, walk
+
+ISTIO_DIR = os.path.join(ROOT, "envoy", "istio")
+# shared/ sits beside the repository (CI clones it that way); SHARED_DIR overrides.
+SHARED_DIR = os.environ.get("SHARED_DIR") or os.path.join(os.path.dirname(ROOT), "shared")
+SCHEMA_PATH = os.path.join(SHARED_DIR, "istio", "wasmplugin_v1alpha1.json")
+CRD_PATH = os.path.join(SHARED_DIR, "istio", "wasmplugin-crd.yaml")
+MAKE_IMAGE = os.path.join(ROOT, "scripts", "make-image.sh")
+OCI_DIR = os.path.join(ROOT, "target", "oci")
+
+MANIFEST_FILES = sorted(glob.glob(os.path.join(ISTIO_DIR, "*.yaml")))
+
+
+def load_docs(path):
+    # PyYAML reads YAML 1.1 like Kubernetes (sigs.k8s.io/yaml): a bare `off` is a boolean there too.
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d is not None]
+
+
+def all_docs():
+    return [(os.path.basename(p), i, d) for p in MANIFEST_FILES for i, d in enumerate(load_docs(p))]
+
+
+def wasmplugins():
+    return [(f, i, d) for f, i, d in all_docs() if d.get("kind") == "WasmPlugin"]
+
+
+def plugin_ids():
+    return [f"{f}#{i}:{d['metadata']['name']}" for f, i, d in wasmplugins()]
+
+
+# ---- Go's net/url.ParseRequestURI, which CEL's isURL()/url() use in Kubernetes -------------
+
+def _go_get_scheme(raw):
+    for i, c in enumerate(raw):
+        if "a" <= c <= "z" or "A" <= c <= "Z":
+            continue
+        if "0" <= c <= "9" or c in "+-.":
+            if i == 0:
+                return "", raw
+            continue
+        if c == ":":
+            if i == 0:
+                raise ValueError("missing protocol scheme")
+            return raw[:i], raw[i + 1:]
+        return "", raw
+    return "", raw
+
+
+_HEX = set("0123456789abcdefABCDEF")
+_HOST_OK = set("!$&'()*+,;=:[]<>\"-_.~")
+_USERINFO_OK = set("-._:~!$&'()*+,;=%@")
+
+
+def _go_unescape(s, host=False):
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == "%":
+            pair = s[i + 1:i + 3]
+            if len(pair) != 2 or not set(pair) <= _HEX:
+                raise ValueError("invalid URL escape")
+            if host and int(pair[0], 16) < 8 and s[i:i + 3] != "%25":
+                raise ValueError("invalid URL escape")
+            i += 3
+            continue
+        if host and ord(c) < 0x80 and not (c.isascii() and c.isalnum()) and c not in _HOST_OK:
+            raise ValueError("invalid character in host name")
+        i += 1
+
+
+def _go_valid_optional_port(port):
+    return port == "" or (port[0] == ":" and all("0" <= b <= "9" for b in port[1:]))
+
+
+def _go_parse_host(host):
+    if host.startswith("["):
+        i = host.rfind("]")
+        if i < 0:
+            raise ValueError("missing ']' in host")
+        if not _go_valid_optional_port(host[i + 1:]):
+            raise ValueError("invalid port")
+    else:
+        i = host.rfind(":")
+        if i != -1 and not _go_valid_optional_port(host[i:]):
+            raise ValueError("invalid port after host")
+    _go_unescape(host, host=True)
+
+
+def _go_parse_authority(authority):
+    i = authority.rfind("@")
+    _go_parse_host(authority if i < 0 else authority[i + 1:])
+    if i >= 0:
+        userinfo = authority[:i]
+        if not all((c.isascii() and c.isalnum()) or c in _USERINFO_OK for c in userinfo):
+            raise ValueError("invalid userinfo")
+        _go_unescape(userinfo)
+
+
+def go_parse_request_uri(raw):
+    """Port of net/url.ParseRequestURI: returns the (lower-cased) scheme or raises ValueError."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
+        raise ValueError("invalid control character in URL")
+    if raw == "":
+        raise ValueError("empty url")
+    if raw == "*":
+        return ""
+    scheme, rest = _go_get_scheme(raw)
+    scheme = scheme.lower()
+    if rest.endswith("?") and rest.count("?") == 1:
+        rest = rest[:-1]
+    else:
+        rest = rest.split("?", 1)[0]
+    if not rest.startswith("/"):
+        if scheme:
+            return scheme  # opaque
+        raise ValueError("invalid URI for request")
+    if scheme and rest.startswith("//"):
+        authority, slash, path = rest[2:].partition("/")
+        rest = slash + path
+        _go_parse_authority(authority)
+    _go_unescape(rest)
+    return scheme
+
+
+def cel_is_url(s):
+    try:
+        go_parse_request_uri(s)
+        return True
+    except ValueError:
+        return False
+
+
+def cel_url_scheme_rule(s):
+    allowed = ["", "http", "https", "oci", "file"]
+    if cel_is_url(s):
+        return go_parse_request_uri(s) in allowed
+    return cel_is_url("http://" + s) and go_parse_request_uri("http://" + s) in allowed
+
+
+def _has(obj, field):
+    return isinstance(obj, dict) and obj.get(field) is not None
+
+
+# Every CEL rule of the WasmPlugin CRD, keyed by its text with whitespace collapsed. A rule the
+# CRD gains later fails test_every_cel_rule_is_implemented until it is added here.
+CEL_RULES = {
+    '!self.contains("*")': lambda v: "*" not in v,
+    'self.all(key, !key.contains("*"))': lambda m: all("*" not in k for k in m),
+    "self.all(key, key.size() != 0)": lambda m: all(len(k) != 0 for k in m),
+    "self.size() == 0": lambda v: len(v) == 0,
+    '(has(self.valueFrom) ? self.valueFrom : "") != "HOST" || !has(self.value)':
+        lambda e: (e["valueFrom"] if _has(e, "valueFrom") else "") != "HOST" or not _has(e, "value"),
+    "(has(self.selector) ? 1 : 0) + (has(self.targetRef) ? 1 : 0) + (has(self.targetRefs) ? 1 : 0) <= 1":
+        lambda s: sum(_has(s, f) for f in ("selector", "targetRef", "targetRefs")) <= 1,
+    'isURL(self) ? (url(self).getScheme() in ["", "http", "https", "oci", "file"]) : '
+    '(isURL("http://" + self) && url("http://" + self).getScheme() in ["", "http", "https", "oci", "file"])':
+        cel_url_scheme_rule,
+}
+
+
+def norm_rule(rule):
+    return " ".join(rule.split())
+
+
+def schema_rules(node, out=None):
+    out = set() if out is None else out
+    if isinstance(node, dict):
+        for r in node.get("x-kubernetes-validations", []):
+            out.add(norm_rule(r["rule"]))
+        for v in node.values():
+            schema_rules(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            schema_rules(v, out)
+    return out
+
+
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def k8s_checks(schema, value, path, errors):
+    """What the API server checks beyond the OpenAPI schema jsonschema sees."""
+    if value is None:
+        return
+    for v in schema.get("x-kubernetes-validations", []):
+        rule = norm_rule(v["rule"])
+        fn = CEL_RULES.get(rule)
+        if fn is None:
+            errors.append(f"{path}: CEL rule not implemented by this test: {rule}")
+        elif not fn(value):
+            errors.append(f"{path}: {v['message']}")
+    if schema.get("format") == "int32" and isinstance(value, int) and not -2**31 <= value < 2**31:
+        errors.append(f"{path}: {value} is not an int32")
+    if isinstance(value, list):
+        if schema.get("x-kubernetes-list-type") == "map":
+            keys = schema.get("x-kubernetes-list-map-keys", [])
+            seen = set()
+            for item in value:
+                k = tuple(item.get(key) if isinstance(item, dict) else None for key in keys)
+                if k in seen:
+                    errors.append(f"{path}: duplicate entry for key {dict(zip(keys, k))}")
+                seen.add(k)
+        for i, item in enumerate(value):
+            if "items" in schema:
+                k8s_checks(schema["items"], item, f"{path}[{i}]", errors)
+    elif isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for k, v in value.items():
+            if k in props:
+                k8s_checks(props[k], v, f"{path}.{k}", errors)
+            elif isinstance(extra, dict):
+                k8s_checks(extra, v, f"{path}.{k}", errors)
+
+
+@pytest.fixture(scope="module")
+def schema():
+    if not os.path.exists(SCHEMA_PATH):
+        pytest.fail(f"{SCHEMA_PATH} missing: shared/ must sit beside the repository (or set SHARED_DIR)")
+    with open(SCHEMA_PATH) as f:
+        return json.load(f)
+
+
+def validate_wasmplugin(schema, doc):
+    """All errors the API server would report for this WasmPlugin (empty list: accepted)."""
+    errors = [f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+              for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
+    meta = doc.get("metadata") or {}
+    name = meta.get("name")
+    if not isinstance(name, str) or len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+        errors.append(f"metadata.name: {name!r} is not a DNS-1123 subdomain")
+    ns = meta.get("namespace")
+    if ns is not None and (not isinstance(ns, str) or len(ns) > 63 or not DNS1123_LABEL.match(ns)):
+        errors.append(f"metadata.namespace: {ns!r} is not a DNS-1123 label")
+    k8s_checks(schema, doc, "", errors)
+    return errors
+
+
+# ---- the manifests --------------------------------------------------------------------------
+
+def test_manifests_found():
+    names = {os.path.basename(p) for p in MANIFEST_FILES}
+    assert {"wasmplugin-gateway.yaml", "wasmplugin-sidecar.yaml", "wasmplugin-authz-jwt.yaml",
+            "dpop-replay.yaml", "proxy-stats.yaml"} <= names
+    assert len(wasmplugins()) >= 3
+
+
+def test_every_document_is_a_kubernetes_object():
+    for f, i, d in all_docs():
+        assert isinstance(d, dict), f"{f}#{i}"
+        assert d.get("apiVersion") and d.get("kind"), f"{f}#{i}: apiVersion/kind"
+        name = d.get("metadata", {}).get("name", "")
+        assert DNS1123_SUBDOMAIN.match(name), f"{f}#{i}: metadata.name {name!r}"
+
+
+def test_every_cel_rule_is_implemented(schema):
+    with open(CRD_PATH) as f:
+        crd = yaml.safe_load(f)
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    from_crd = schema_rules(version["schema"]["openAPIV3Schema"])
+    from_json = schema_rules(schema)
+    assert from_crd == from_json, "the JSON schema and the CRD disagree on CEL rules"
+    assert from_json, "no CEL rules found: wrong schema file?"
+    missing = from_json - set(CEL_RULES)
+    assert not missing, f"CEL rules without an implementation here: {missing}"
+
+
+@pytest.mark.parametrize("doc", [d for _, _, d in wasmplugins()], ids=plugin_ids())
+def test_wasmplugin_validates_against_crd(schema, doc):
+    assert validate_wasmplugin(schema, doc) == []
+
+
+@pytest.mark.parametrize("doc", [d for _, _, d in wasmplugins()], ids=plugin_ids())
+def test_wasmplugin_is_safe(doc):
+    spec = doc["spec"]
+    assert spec["failStrategy"] == "FAIL_CLOSE"
+    assert spec["phase"] in ("AUTHN", "AUTHZ")
+    assert spec["url"].startswith("oci://") and "dpop-guard" in spec["url"]
+    assert isinstance(spec["pluginConfig"], dict)
+    # A gateway's listeners are CLIENT-class in Istio: mode SERVER there would match nothing.
+    if "istio" in spec.get("selector", {}).get("matchLabels", {}):
+        assert all(m.get("mode", "CLIENT_AND_SERVER") in ("CLIENT", "CLIENT_AND_SERVER")
+                   for m in spec.get("match", [])), "gateway plugin selects no gateway traffic"
+    if spec["pluginConfig"].get("access_token", {}).get("verify") == "jwt_authn":
+        assert spec["phase"] == "AUTHZ", "jwt_authn metadata only exists after Istio's AUTHN filters"
+
+
+def gateway_plugin():
+    (doc,) = [d for f, _, d in wasmplugins() if f == "wasmplugin-gateway.yaml"]
+    return doc
+
+
+def _set(path, value):
+    def mutate(doc):
+        node = doc
+        for k in path[:-1]:
+            node = node.setdefault(k, {})
+        node[path[-1]] = value
+    return mutate
+
+
+def _delete(path):
+    def mutate(doc):
+        node = doc
+        for k in path[:-1]:
+            node = node[k]
+        del node[path[-1]]
+    return mutate
+
+
+BROKEN = {
+    "phase-typo": (_set(["spec", "phase"], "AUTH"), "is not one of"),
+    "envoy-spelling-of-fail-close": (_set(["spec", "failStrategy"], "FAIL_CLOSED"), "is not one of"),
+    "pull-policy-typo": (_set(["spec", "imagePullPolicy"], "IfNotPresnt"), "is not one of"),
+    "selector-and-targetRefs": (_set(["spec", "targetRefs"], [{"kind": "Gateway", "group": "gateway.networking.k8s.io",
+                                                                "name": "api"}]),
+                                "only one of targetRefs or selector"),
+    "selector-and-targetRef": (_set(["spec", "targetRef"], {"kind": "Gateway", "name": "api"}),
+                               "only one of targetRefs or selector"),
+    "ftp-url": (_set(["spec", "url"], "ftp://example.com/dpop_guard.wasm"), "url must have schema"),
+    "docker-url": (_set(["spec", "url"], "docker://ghcr.io/owner/dpop-guard:0.1.0"), "url must have schema"),
+    "registry-port-without-oci-scheme": (_set(["spec", "url"], "localhost:5000/dpop-guard:0.1.0"),
+                                         "url must have schema"),
+    "missing-url": (_delete(["spec", "url"]), "'url' is a required property"),
+    "wildcard-label-value": (_set(["spec", "selector", "matchLabels", "istio"], "ingress*"), "wildcard not allowed"),
+    "empty-label-key": (_set(["spec", "selector", "matchLabels", ""], "x"), "key must not be empty"),
+    "cross-namespace-targetRef": (lambda d: (d["spec"].pop("selector"), _set(
+        ["spec", "targetRefs"], [{"kind": "Gateway", "name": "api", "namespace": "other"}])(d)),
+        "cross namespace referencing"),
+    "duplicate-port": (_set(["spec", "match"], [{"mode": "CLIENT", "ports": [{"number": 8443}, {"number": 8443}]}]),
+                       "duplicate entry"),
+    "port-zero": (_set(["spec", "match"], [{"ports": [{"number": 0}]}]), "less than the minimum"),
+    "match-mode-typo": (_set(["spec", "match"], [{"mode": "INBOUND"}]), "is not one of"),
+    "env-host-with-value": (_set(["spec", "vmConfig"], {"env": [{"name": "X", "valueFrom": "HOST", "value": "y"}]}),
+                            "value may only be set when valueFrom is INLINE"),
+    "unknown-spec-field": (_set(["spec", "pluginConfigs"], {}), "Additional properties are not allowed"),
+    "pluginConfig-not-object": (_set(["spec", "pluginConfig"], "{\"required\": true}"), "is not of type 'object'"),
+    "bad-sha256": (_set(["spec", "sha256"], "ABC"), "does not match"),
+    "priority-not-int32": (_set(["spec", "priority"], 2**31), "is not an int32"),
+    "bad-name": (_set(["metadata", "name"], "DPoP_Guard"), "DNS-1123"),
+    "wrong-kind": (_set(["kind"], "WasmPlugins"), "'WasmPlugin' was expected"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_validator_refuses_broken_manifest(schema, case):
+    mutate, expected = BROKEN[case]
+    doc = copy.deepcopy(gateway_plugin())
+    assert validate_wasmplugin(schema, doc) == []
+    mutate(doc)
+    errors = validate_wasmplugin(schema, doc)
+    assert errors, f"{case}: accepted"
+    assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize("url,ok", [
+    ("oci://ghcr.io/OWNER/dpop-guard:0.1.0", True),
+    ("oci://ghcr.io/owner/dpop-guard@sha256:" + "a" * 64, True),
+    ("OCI://ghcr.io/owner/dpop-guard:0.1.0", True),
+    ("ghcr.io/owner/dpop-guard:0.1.0", True),          # no scheme: Istio assumes oci
+    ("oci://localhost:5000/dpop-guard:0.1.0", True),
+    ("https://example.com/dpop_guard.wasm", True),
+    ("file:///opt/filters/dpop_guard.wasm", True),
+    ("localhost:5000/dpop-guard:0.1.0", False),        # parsed as scheme "localhost"
+    ("ftp://example.com/dpop_guard.wasm", False),
+    ("oci://ghcr.io/owner/dpop guard", True),          # spaces in the path parse (Go allows them)
+    (" oci://ghcr.io/x", False),
+    ("oci://ghcr io/x", True),                          # the rule's "http://" + self fallback lets it by
+    ("oci://ghcr.io/%zz", False),
+])
+def test_url_rule(url, ok):
+    assert cel_url_scheme_rule(url) is ok
+
+
+# ---- the plugin configs in a real Envoy -----------------------------------------------------
+
+def _with_plugin_config(cfg):
+    """An Envoy (harness) running envoy.yaml with `cfg` as the plugin configuration, plus a
+    cluster of the name a remote replay store refers to (Istio has one by that name)."""
+    def add_cluster(bootstrap, _envoy):
+        cluster = (cfg.get("replay") or {}).get("cluster") if isinstance(cfg, dict) else None
+        if cluster:
+            bootstrap["static_resources"]["clusters"].append({
+                "name": cluster, "connect_timeout": "0.25s", "type": "STATIC",
+                "load_assignment": {"cluster_name": cluster, "endpoints": [{"lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9}}}}]}]}})
+    text = cfg if isinstance(cfg, str) else json.dumps(cfg)
+    return Envoy(plugin_config=text, patch=add_cluster, name="deploy-validate")
+
+
+def envoy_validate(cfg):
+    e = _with_plugin_config(cfg)
+    path = e.write_config()
+    p = subprocess.run([ENVOY, "--mode", "validate", "-c", path, "--disable-hot-restart", "-l", "error"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("doc", [d for _, _, d in wasmplugins()], ids=plugin_ids())
+def test_plugin_config_accepted_by_envoy(doc):
+    # pluginConfig as Kubernetes stores it (YAML 1.1), as JSON, the way istiod hands it over.
+    rc, out = envoy_validate(doc["spec"]["pluginConfig"])
+    assert rc == 0, out[-3000:]
+
+
+def test_broken_plugin_config_refused_by_envoy():
+    cfg = copy.deepcopy(gateway_plugin()["spec"]["pluginConfig"])
+    cfg["routes"][1]["policy"] = False  # what a bare `off` becomes in YAML 1.1
+    rc, out = envoy_validate(cfg)
+    assert rc != 0, "Envoy accepted policy: false"
+    assert "routes[1].policy" in out, out[-3000:]
+
+
+def test_yaml_11_booleans_are_quoted():
+    """`policy: off` unquoted would reach the filter as false (Kubernetes reads YAML 1.1)."""
+    for f, i, d in wasmplugins():
+        for node in walk(d["spec"]["pluginConfig"]):
+            for k, v in node.items():
+                if k in ("policy", "store", "verify", "on_error"):
+                    assert isinstance(v, str), f"{f}#{i}: {k} is {v!r}, quote it"
+
+
+# ---- the manifests agree with each other and with Envoy -------------------------------------
+
+def test_replay_cluster_matches_service():
+    cfg = gateway_plugin()["spec"]["pluginConfig"]["replay"]
+    assert cfg["store"] == "remote"
+    m = re.fullmatch(r"outbound\|(\d+)\|\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local", cfg["cluster"])
+    assert m, f"not an Istio outbound cluster name: {cfg['cluster']}"
+    port, name, ns = int(m[1]), m[2], m[3]
+    docs = [d for f, _, d in all_docs() if f == "dpop-replay.yaml"]
+    (svc,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == name]
+    assert svc["metadata"]["namespace"] == ns
+    (svc_port,) = [p for p in svc["spec"]["ports"] if p["port"] == port]
+    (dep,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name]
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    target = svc_port["targetPort"]
+    container_port = named[target] if isinstance(target, str) else target
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DPOP_REPLAY_LISTEN"].endswith(f":{container_port}")
+    assert env["DPOP_REPLAY_BACKEND"] == "redis"
+    redis_host = re.fullmatch(r"redis://([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)",
+                              env["DPOP_REPLAY_REDIS_URL"])
+    assert redis_host
+    (redis_svc,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == redis_host[1]]
+    assert redis_svc["metadata"]["namespace"] == redis_host[2]
+    assert int(redis_host[3]) in [p["port"] for p in redis_svc["spec"]["ports"]]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] in ("/readyz", "/healthz")
+    (dr,) = [d for d in docs if d["kind"] == "DestinationRule"]
+    assert dr["spec"]["host"] == f"{name}.{ns}.svc.cluster.local"
+    (redis_dep,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "redis"]
+    args = redis_dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:4] == ["--save", "", "--appendonly", "no"]
+
+
+def stats_prefixes():
+    (op,) = [d for f, _, d in all_docs() if f == "proxy-stats.yaml" and d["kind"] == "IstioOperator"]
+    return op["spec"]["meshConfig"]["defaultConfig"]["proxyStatsMatcher"]["inclusionPrefixes"]
+
+
+def test_stats_prefix_matches_envoys_names():
+    """Envoy with the stats matcher proxy-stats.yaml gives Istio (inclusion_list prefixes, which
+    is what proxyStatsMatcher.inclusionPrefixes becomes) still shows the filter's counters."""
+    prefixes = stats_prefixes()
+    assert "wasmcustom.dpop_guard" in prefixes
+
+    def stats_matcher(bootstrap, _envoy):
+        bootstrap["stats_config"] = {"stats_matcher": {"inclusion_list": {
+            "patterns": [{"prefix": p} for p in prefixes]}}}
+
+    with Envoy(plugin_config={"required": True}, patch=stats_matcher, name="deploy-stats") as e:
+        c = http.client.HTTPConnection("127.0.0.1", e.port, timeout=5)
+        c.request("GET", "/api/no-proof")
+        assert c.getresponse().status == 401
+
+        def admin(path):
+            a = http.client.HTTPConnection("127.0.0.1", e.admin_port, timeout=5)
+            a.request("GET", path)
+            return a.getresponse().read().decode()
+
+        stats = admin("/stats")
+        assert "wasmcustom.dpop_guard.denied: 1" in stats, stats[:2000]
+        assert "wasmcustom.dpop_guard.allowed: 0" in stats
+        # Nothing else passes the matcher: the prefix is what selects our counters.
+        assert all(line.startswith("wasmcustom.dpop_guard.") for line in stats.splitlines() if line), stats[:2000]
+        prom = admin("/stats/prometheus")
+        assert re.search(r"^dpop_guard_denied(\{\})? 1$", prom, re.M), prom[:2000]
+
+
+# ---- make image -----------------------------------------------------------------------------
+
+def sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def workspace_version():
+    with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
+        return tomllib.load(f)["workspace"]["package"]["version"]
+
+
+@pytest.fixture(scope="module")
+def image():
+    """Runs scripts/make-image.sh as `make image` does; returns the layout path and the output."""
+    p = subprocess.run([MAKE_IMAGE], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return os.path.join(OCI_DIR, "dpop-guard"), p.stdout
+
+
+def read_blob(layout, desc):
+    algo, hexd = desc["digest"].split(":")
+    assert algo == "sha256"
+    with open(os.path.join(layout, "blobs", "sha256", hexd), "rb") as f:
+        data = f.read()
+    assert sha256(data) == desc["digest"], "blob content does not match its digest"
+    assert len(data) == desc["size"], "descriptor size wrong"
+    return data
+
+
+def layout_parts(layout):
+    with open(os.path.join(layout, "oci-layout")) as f:
+        assert json.load(f) == {"imageLayoutVersion": "1.0.0"}
+    with open(os.path.join(layout, "index.json")) as f:
+        index = json.load(f)
+    assert index["schemaVersion"] == 2
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    (mdesc,) = index["manifests"]
+    assert mdesc["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    manifest_bytes = read_blob(layout, mdesc)
+    manifest = json.loads(manifest_bytes)
+    return index, mdesc, manifest_bytes, manifest
+
+
+def test_image_layout(image):
+    layout, _ = image
+    index, mdesc, _, manifest = layout_parts(layout)
+    assert mdesc["annotations"]["org.opencontainers.image.ref.name"] == workspace_version()
+    assert manifest["schemaVersion"] == 2
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["annotations"]["module.wasm.image/variant"] == "compat"
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+    (ldesc,) = manifest["layers"]
+    assert ldesc["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+
+    config = json.loads(read_blob(layout, manifest["config"]))
+    layer = read_blob(layout, ldesc)
+    layer_tar = gzip.decompress(layer)
+    assert config["rootfs"] == {"type": "layers", "diff_ids": [sha256(layer_tar)]}
+    assert config["architecture"] and config["os"]
+
+    with tarfile.open(fileobj=io.BytesIO(layer_tar)) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["plugin.wasm"]
+        (m,) = members
+        assert m.isreg() and m.uid == 0 and m.gid == 0 and m.mode == 0o644
+        content = tar.extractfile(m).read()
+    with open(WASM, "rb") as f:
+        assert content == f.read(), "plugin.wasm differs from the built dpop_guard.wasm"
+
+    # Nothing else in the layout: exactly the three blobs the manifest and index reference.
+    blobs = set(os.listdir(os.path.join(layout, "blobs", "sha256")))
+    assert blobs == {d["digest"].split(":")[1] for d in (mdesc, manifest["config"], ldesc)}
+
+
+def test_istio_fetcher_reads_the_image(image):
+    """What istio/pkg/wasm/imagefetcher.go does with an OCI-typed image: the last layer must be
+    application/vnd.oci.image.layer.v1.tar+gzip; gunzip, untar, take the file whose base name is
+    plugin.wasm; it must start with the Wasm magic number. The digest it pins (WasmPlugin
+    sha256) is the manifest's."""
+    layout, out = image
+    _, mdesc, manifest_bytes, manifest = layout_parts(layout)
+    last = manifest["layers"][-1]
+    assert last["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(read_blob(layout, last)))) as tar:
+        wasm = next(tar.extractfile(m).read() for m in tar if os.path.basename(m.name) == "plugin.wasm")
+    assert len(wasm) >= 8 and wasm[:4] == b"\0asm"
+    assert mdesc["digest"] == sha256(manifest_bytes)
+    assert f"sha256: {mdesc['digest'].split(':')[1]}" in out
+    assert "skopeo copy --preserve-digests oci-archive:target/oci/dpop-guard.tar docker://" in out
+
+
+def test_image_archive_matches_layout(image):
+    layout, _ = image
+    archive = os.path.join(OCI_DIR, "dpop-guard.tar")
+    files = {}
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        assert names[:2] == ["oci-layout", "index.json"]
+        for m in tar:
+            assert m.uid == 0 and m.gid == 0 and m.mtime == int(os.environ.get("SOURCE_DATE_EPOCH") or 0)
+            if m.isreg():
+                files[m.name] = tar.extractfile(m).read()
+    on_disk = {}
+    for dirpath, _, filenames in os.walk(layout):
+        for fn in filenames:
+            p = os.path.join(dirpath, fn)
+            with open(p, "rb") as f:
+                on_disk[os.path.relpath(p, layout)] = f.read()
+    assert files == on_disk
+
+
+def test_image_is_deterministic(image, tmp_path):
+    layout, _ = image
+    env = dict(os.environ, OCI_DIR=str(tmp_path))
+    p = subprocess.run([MAKE_IMAGE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    for rel in ("dpop-guard.tar", "dpop-guard/index.json"):
+        with open(os.path.join(OCI_DIR, rel), "rb") as a, open(tmp_path / rel, "rb") as b:
+            assert a.read() == b.read(), f"{rel} differs between two runs"
+
+
+def test_make_image_refuses_a_missing_module(tmp_path):
+    env = dict(os.environ, WASM=str(tmp_path / "nope.wasm"), OCI_DIR=str(tmp_path / "oci"))
+    p = subprocess.run([MAKE_IMAGE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "make wasm" in p.stderr
+    assert not os.path.exists(tmp_path / "oci")
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed (optional cross-check)")
+def test_skopeo_reads_the_archive(image, tmp_path):
+    layout, _ = image
+    _, mdesc, manifest_bytes, _ = layout_parts(layout)
+    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{OCI_DIR}/dpop-guard.tar"],
+                         capture_output=True, timeout=60)
+    assert raw.returncode == 0, raw.stderr
+    assert raw.stdout.strip() == manifest_bytes
+    dest = tmp_path / "copy"
+    cp = subprocess.run(["skopeo", "copy", "--preserve-digests", f"oci-archive:{OCI_DIR}/dpop-guard.tar",
+                         f"dir:{dest}"], capture_output=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert sha256((dest / "manifest.json").read_bytes()) == mdesc["digest"]
+
+
+def test_dockerfiles():
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        steps = [l.split(None, 1) for l in f if l.strip() and not l.lstrip().startswith("#")]
+    assert steps == [["FROM", "scratch\n"],
+                     ["COPY", "target/wasm32-wasip1/release/dpop_guard.wasm ./plugin.wasm\n"]]
+    with open(os.path.join(ROOT, "Dockerfile.dpop-replay")) as f:
+        text = f.read()
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert len(froms) >= 2, "multi-stage: a builder and a runtime"
+    assert froms[0].startswith("rust:")
+    final = text[text.rindex("\nFROM "):]
+    assert re.search(r"^USER\s+(nonroot|\d+)", final, re.M)
+    assert re.search(r'^ENTRYPOINT\s+\["[^"]*dpop-replay"\]', final, re.M)
