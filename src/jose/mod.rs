@@ -2,6 +2,8 @@
 pub mod alg;
 pub mod jwk;
 pub mod jws;
+pub mod p256_fast;
+pub mod rsa_fast;
 
 pub use alg::{Alg, AlgSet};
 pub use jwk::{JwkError, PublicJwk};

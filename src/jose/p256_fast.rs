@@ -1,0 +1,1 @@
+//! (placeholder, being written) Fast variable-time P-256 ECDSA verification for wasm32.

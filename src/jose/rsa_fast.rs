@@ -1,0 +1,1 @@
+//! (placeholder, being written) Fast variable-time RSA verification for wasm32.
