@@ -3,7 +3,7 @@
 
 use crate::config::{Config, RoutePolicy, VerifyMode};
 use crate::nonce;
-use crate::proof::{verify_proof, RequestFacts};
+use crate::proof::{verify_proof_cached, KeyCache, RequestFacts};
 use crate::reason::DenyReason;
 use crate::token::{self, Scheme};
 
@@ -50,13 +50,18 @@ pub fn path_only(path: &str) -> &str {
 }
 
 pub fn decide(cfg: &Config, req: &Request<'_>) -> Decision {
-    match decide_inner(cfg, req) {
+    decide_cached(cfg, req, &mut KeyCache::disabled())
+}
+
+/// [`decide`] with the VM's cache of validated proof headers (made for this `cfg`).
+pub fn decide_cached(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> Decision {
+    match decide_inner(cfg, req, cache) {
         Ok(d) => d,
         Err(r) => Decision::Deny(r),
     }
 }
 
-fn decide_inner(cfg: &Config, req: &Request<'_>) -> Result<Decision, DenyReason> {
+fn decide_inner(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> Result<Decision, DenyReason> {
     use DenyReason as R;
     let policy = cfg.route_policy(path_only(req.path));
     if policy == RoutePolicy::Off {
@@ -113,7 +118,7 @@ fn decide_inner(cfg: &Config, req: &Request<'_>) -> Result<Decision, DenyReason>
         access_token: credential.map(|c| c.token),
         now: req.now,
     };
-    let verified = verify_proof(proof, &facts, &cfg.proof)?;
+    let verified = verify_proof_cached(proof, &facts, &cfg.proof, cache)?;
 
     if let Some(c) = credential {
         match &token_jkt {

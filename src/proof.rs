@@ -3,8 +3,11 @@
 
 use crate::b64;
 use crate::htu;
-use crate::jose::{Alg, AlgSet, CompactJws, JwkError, JwsError, PublicJwk};
-use crate::json::{parse_object, Json};
+use crate::jose::jws;
+use crate::jose::{Alg, AlgSet, JwkError, JwsError, PublicJwk};
+use crate::json::{parse_object, Json, Object};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use crate::reason::DenyReason;
 use sha2::{Digest, Sha256};
 
@@ -77,25 +80,81 @@ pub fn ath_for(token: &str) -> String {
     b64::encode(&Sha256::digest(token.as_bytes()))
 }
 
-/// Verifies one DPoP proof (the caller has already ensured there is exactly one).
-pub fn verify_proof(
-    proof: &str,
-    req: &RequestFacts<'_>,
-    policy: &ProofPolicy,
-) -> Result<VerifiedProof, DenyReason> {
-    use DenyReason as R;
-    let jws = CompactJws::parse(proof, policy.max_proof_bytes).map_err(|e| match e {
-        JwsError::TooLarge => R::ProofTooLarge,
-        JwsError::Malformed => R::ProofMalformed,
-        JwsError::HeaderJson => R::ProofHeaderInvalid,
-    })?;
-    let header = &jws.header;
+/// A protected header that passed every header check: what the signature is checked with.
+#[derive(Debug)]
+pub struct ProofHeader {
+    pub alg: Alg,
+    pub jwk: PublicJwk,
+    /// RFC 7638 thumbprint of `jwk`, computed once.
+    pub jkt: String,
+}
 
+/// Header segments longer than this are verified but not cached (bounds the cache's memory:
+/// an RSA-4096 JWK header is about 1 KiB of base64url).
+pub const MAX_CACHED_HEADER: usize = 2048;
+
+/// Per-VM cache of validated proof headers. A DPoP client signs every proof with one key, so
+/// its protected header (typ, alg, jwk) repeats byte for byte: the cache skips the header's
+/// JSON parsing, JWK validation, point decoding, key preparation and thumbprint. The signature
+/// is still verified on every proof. Bounded (`capacity` entries, FIFO eviction); only headers
+/// that passed every check under the policy the cache was made for are stored.
+#[derive(Debug)]
+pub struct KeyCache {
+    map: HashMap<String, Rc<ProofHeader>>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl KeyCache {
+    pub fn new(capacity: usize) -> Self {
+        KeyCache { map: HashMap::new(), order: VecDeque::new(), capacity }
+    }
+
+    /// A cache that stores nothing.
+    pub fn disabled() -> Self {
+        KeyCache::new(0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn get(&self, header_b64: &str) -> Option<Rc<ProofHeader>> {
+        self.map.get(header_b64).cloned()
+    }
+
+    fn insert(&mut self, header_b64: &str, header: Rc<ProofHeader>) {
+        if self.capacity == 0 || header_b64.len() > MAX_CACHED_HEADER {
+            return;
+        }
+        while self.map.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.order.push_back(header_b64.to_owned());
+        self.map.insert(header_b64.to_owned(), header);
+    }
+}
+
+/// Checks a decoded protected header (RFC 9449 §4.3 checks 3–6) under `policy`.
+pub fn check_header(header: &Object, policy: &ProofPolicy) -> Result<ProofHeader, DenyReason> {
+    use DenyReason as R;
     // typ (§4.2): a media type, compared case-insensitively; RFC 7515 §4.1.9 lets the
     // "application/" prefix be omitted, so both spellings name the same type.
     match header.str("typ") {
         Ok(Some(t)) => {
-            let t = t.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(t, |_| t.get(12..).unwrap_or(""));
+            let t = t
+                .get(..12)
+                .filter(|p| p.eq_ignore_ascii_case("application/"))
+                .map_or(t, |_| t.get(12..).unwrap_or(""));
             if !t.eq_ignore_ascii_case("dpop+jwt") {
                 return Err(R::ProofTypInvalid);
             }
@@ -130,11 +189,54 @@ pub fn verify_proof(
             return Err(R::ProofAlgKeyMismatch);
         }
     }
-    if !jwk.verify(alg, jws.signing_input.as_bytes(), &jws.signature) {
+    let jkt = jwk.thumbprint();
+    Ok(ProofHeader { alg, jwk, jkt })
+}
+
+/// Verifies one DPoP proof (the caller has already ensured there is exactly one).
+pub fn verify_proof(
+    proof: &str,
+    req: &RequestFacts<'_>,
+    policy: &ProofPolicy,
+) -> Result<VerifiedProof, DenyReason> {
+    verify_proof_cached(proof, req, policy, &mut KeyCache::disabled())
+}
+
+/// [`verify_proof`] with a cache of validated headers (one per VM and configuration).
+pub fn verify_proof_cached(
+    proof: &str,
+    req: &RequestFacts<'_>,
+    policy: &ProofPolicy,
+    cache: &mut KeyCache,
+) -> Result<VerifiedProof, DenyReason> {
+    use DenyReason as R;
+    let (h, p, s) = jws::split(proof, policy.max_proof_bytes).map_err(|e| match e {
+        JwsError::TooLarge => R::ProofTooLarge,
+        JwsError::Malformed | JwsError::HeaderJson => R::ProofMalformed,
+    })?;
+    let cached = cache.get(h);
+    let header_bytes = match cached {
+        Some(_) => None,
+        None => Some(b64::decode(h).ok_or(R::ProofMalformed)?),
+    };
+    let payload = b64::decode(p).ok_or(R::ProofMalformed)?;
+    let signature = b64::decode(s).ok_or(R::ProofMalformed)?;
+    let header = match (cached, header_bytes) {
+        (Some(hdr), _) => hdr,
+        (None, bytes) => {
+            let object = parse_object(&bytes.unwrap_or_default()).ok_or(R::ProofHeaderInvalid)?;
+            let hdr = Rc::new(check_header(&object, policy)?);
+            cache.insert(h, hdr.clone());
+            hdr
+        }
+    };
+    let signing_input = proof.get(..h.len() + 1 + p.len()).ok_or(R::ProofMalformed)?;
+    if !header.jwk.verify(header.alg, signing_input.as_bytes(), &signature) {
         return Err(R::ProofSignatureInvalid);
     }
+    let alg = header.alg;
 
-    let claims = parse_object(&jws.payload).ok_or(R::ProofClaimsInvalid)?;
+    let claims = parse_object(&payload).ok_or(R::ProofClaimsInvalid)?;
     let jti = match claims.str("jti") {
         Ok(Some(j)) if !j.is_empty() && j.len() <= MAX_JTI_BYTES => j,
         Ok(Some(_)) | Err(crate::json::WrongType) => return Err(R::ProofJtiInvalid),
@@ -183,7 +285,7 @@ pub fn verify_proof(
         Ok(n) => n.map(str::to_owned),
         Err(crate::json::WrongType) => return Err(R::NonceInvalid),
     };
-    let jkt = jwk.thumbprint();
+    let jkt = header.jkt.clone();
     let replay_key = replay_key(&jkt, jti);
     Ok(VerifiedProof {
         alg,
@@ -195,7 +297,7 @@ pub fn verify_proof(
     })
 }
 
-fn jwk_alg(header: &crate::json::Object) -> Result<Option<&str>, crate::json::WrongType> {
+fn jwk_alg(header: &Object) -> Result<Option<&str>, crate::json::WrongType> {
     match header.get("jwk") {
         Some(Json::Object(o)) => o.str("alg"),
         _ => Ok(None),

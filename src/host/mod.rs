@@ -4,11 +4,13 @@
 use crate::authn::{self, Decision, JwtAuthnView, Request};
 use crate::config::{Config, OnError, ReplayConfig, VerifyMode};
 use crate::problem::{self, ProblemContext};
+use crate::proof::KeyCache;
 use crate::reason::DenyReason;
 use crate::replay::{Insert, LocalReplayStore, SharedKv, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -99,11 +101,16 @@ impl SharedKv for HostKv {
     }
 }
 
+/// Validated proof headers kept per VM (DPoP clients reuse one key).
+const KEY_CACHE_ENTRIES: usize = 256;
+
 /// Everything an HTTP context needs, built once per configuration.
 struct Shared {
     cfg: Config,
     metrics: Metrics,
     local: Option<LocalReplayStore>,
+    /// Made for `cfg` (its algorithm allow-list): a new configuration gets a new cache.
+    key_cache: RefCell<KeyCache>,
 }
 
 #[derive(Default)]
@@ -170,6 +177,7 @@ impl RootContext for Root {
             cfg,
             metrics: Metrics::define(),
             local,
+            key_cache: RefCell::new(KeyCache::new(KEY_CACHE_ENTRIES)),
         }));
         true
     }
@@ -412,7 +420,13 @@ impl HttpContext for Filter {
         };
         let instance = path_no_query.to_owned();
         let request_id = request_id.map(str::to_owned);
-        match authn::decide(cfg, &req) {
+        // A VM is single-threaded and nothing re-enters here, so the borrow always succeeds;
+        // if it ever did not, deciding without the cache is still correct.
+        let decision = match shared.key_cache.try_borrow_mut() {
+            Ok(mut cache) => authn::decide_cached(cfg, &req, &mut cache),
+            Err(_) => authn::decide(cfg, &req),
+        };
+        match decision {
             Decision::Pass => {
                 self.stage = Stage::Done;
                 Action::Continue

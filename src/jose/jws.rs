@@ -23,33 +23,32 @@ pub struct CompactJws<'a> {
     pub signature: Vec<u8>,
 }
 
+/// Splits a compact JWS into its three base64url segments (header, payload, signature),
+/// checking only the shape: exactly two dots, non-empty header and signature.
+pub fn split(input: &str, max_len: usize) -> Result<(&str, &str, &str), JwsError> {
+    if input.len() > max_len {
+        return Err(JwsError::TooLarge);
+    }
+    let mut parts = input.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwsError::Malformed);
+    };
+    if h.is_empty() || s.is_empty() {
+        return Err(JwsError::Malformed);
+    }
+    Ok((h, p, s))
+}
+
 impl<'a> CompactJws<'a> {
     pub fn parse(input: &'a str, max_len: usize) -> Result<CompactJws<'a>, JwsError> {
-        if input.len() > max_len {
-            return Err(JwsError::TooLarge);
-        }
-        let mut parts = input.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(JwsError::Malformed);
-        };
-        if h.is_empty() || s.is_empty() {
-            return Err(JwsError::Malformed);
-        }
+        let (h, p, s) = split(input, max_len)?;
         let header_bytes = b64::decode(h).ok_or(JwsError::Malformed)?;
         let payload = b64::decode(p).ok_or(JwsError::Malformed)?;
         let signature = b64::decode(s).ok_or(JwsError::Malformed)?;
         let header = parse_object(&header_bytes).ok_or(JwsError::HeaderJson)?;
-        let signing_input = input
-            .get(..h.len() + 1 + p.len())
-            .ok_or(JwsError::Malformed)?;
-        Ok(CompactJws {
-            header,
-            payload,
-            signing_input,
-            signature,
-        })
+        let signing_input = input.get(..h.len() + 1 + p.len()).ok_or(JwsError::Malformed)?;
+        Ok(CompactJws { header, payload, signing_input, signature })
     }
 }
 

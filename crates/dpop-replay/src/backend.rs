@@ -1,0 +1,84 @@
+//! The replay store abstraction.
+
+use std::fmt;
+use std::future::Future;
+
+use crate::key::ReplayKey;
+use crate::memory::MemoryBackend;
+use crate::redis_backend::RedisBackend;
+
+/// Why the store could not answer. Never carries a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The memory store is full of live entries; refusing is the only safe answer.
+    Full,
+    /// The store did not answer within the configured timeout.
+    Timeout,
+    /// The store is unreachable or failed (connection refused, reset, server error, ...).
+    Unavailable(String),
+    /// The store answered something a `SET .. NX` never returns.
+    UnexpectedReply,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full => f.write_str("memory store full of live entries"),
+            Self::Timeout => f.write_str("store timed out"),
+            Self::Unavailable(why) => write!(f, "store unavailable: {why}"),
+            Self::UnexpectedReply => f.write_str("unexpected reply from store"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A store that records each key once for `ttl` seconds.
+pub trait ReplayBackend: Send + Sync + 'static {
+    /// Atomically records `key` for `ttl_secs` seconds if it is not already recorded.
+    ///
+    /// `Ok(true)`: first use (fresh). `Ok(false)`: seen before within its TTL (replay).
+    /// Exactly one of any number of concurrent calls with the same key gets `Ok(true)`.
+    fn check_and_set(
+        &self,
+        key: &ReplayKey,
+        ttl_secs: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Does the store answer? (`/readyz`)
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One-line description for the start-up log (no secrets).
+    fn describe(&self) -> String;
+}
+
+/// The backend chosen at start-up.
+pub enum AnyBackend {
+    /// In-process store (`--backend memory`).
+    Memory(MemoryBackend),
+    /// Redis or Redis Cluster (`--backend redis`).
+    Redis(RedisBackend),
+}
+
+impl ReplayBackend for AnyBackend {
+    async fn check_and_set(&self, key: &ReplayKey, ttl_secs: u32) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(m) => m.check_and_set(key, ttl_secs).await,
+            Self::Redis(r) => r.check_and_set(key, ttl_secs).await,
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(m) => m.ping().await,
+            Self::Redis(r) => r.ping().await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Memory(m) => m.describe(),
+            Self::Redis(r) => r.describe(),
+        }
+    }
+}
