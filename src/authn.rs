@@ -61,7 +61,11 @@ pub fn decide_cached(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> D
     }
 }
 
-fn decide_inner(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> Result<Decision, DenyReason> {
+fn decide_inner(
+    cfg: &Config,
+    req: &Request<'_>,
+    cache: &mut KeyCache,
+) -> Result<Decision, DenyReason> {
     use DenyReason as R;
     let policy = cfg.route_policy(path_only(req.path));
     if policy == RoutePolicy::Off {

@@ -6,10 +6,10 @@ use crate::htu;
 use crate::jose::jws;
 use crate::jose::{Alg, AlgSet, JwkError, JwsError, PublicJwk};
 use crate::json::{parse_object, Json, Object};
-use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
 use crate::reason::DenyReason;
 use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
 /// RFC 9449 leaves `jti` length open; we cap it so a proof cannot make us hash megabytes.
 pub const MAX_JTI_BYTES: usize = 256;
@@ -107,7 +107,11 @@ pub struct KeyCache {
 
 impl KeyCache {
     pub fn new(capacity: usize) -> Self {
-        KeyCache { map: HashMap::new(), order: VecDeque::new(), capacity }
+        KeyCache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
     }
 
     /// A cache that stores nothing.
@@ -230,8 +234,13 @@ pub fn verify_proof_cached(
             hdr
         }
     };
-    let signing_input = proof.get(..h.len() + 1 + p.len()).ok_or(R::ProofMalformed)?;
-    if !header.jwk.verify(header.alg, signing_input.as_bytes(), &signature) {
+    let signing_input = proof
+        .get(..h.len() + 1 + p.len())
+        .ok_or(R::ProofMalformed)?;
+    if !header
+        .jwk
+        .verify(header.alg, signing_input.as_bytes(), &signature)
+    {
         return Err(R::ProofSignatureInvalid);
     }
     let alg = header.alg;

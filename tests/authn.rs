@@ -1,5 +1,10 @@
 //! The per-request decision (token extraction, binding, downgrade, routes, nonce), natively.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod common;
 
 use common::{header_for, make_proof, TestKey};
@@ -13,8 +18,13 @@ const NOW: i64 = 1_700_000_000;
 const URI: &str = "https://api.example.com/api/x";
 
 fn proof(key: &TestKey, token: Option<&str>, extra: &str) -> String {
-    let ath = token.map(|t| format!(r#","ath":"{}""#, ath_for(t))).unwrap_or_default();
-    let claims = format!(r#"{{"jti":"j-{}","htm":"GET","htu":"{URI}","iat":{NOW}{ath}{extra}}}"#, rand_tag());
+    let ath = token
+        .map(|t| format!(r#","ath":"{}""#, ath_for(t)))
+        .unwrap_or_default();
+    let claims = format!(
+        r#"{{"jti":"j-{}","htm":"GET","htu":"{URI}","iat":{NOW}{ath}{extra}}}"#,
+        rand_tag()
+    );
     make_proof(&header_for("EdDSA", key), &claims, key)
 }
 
@@ -26,15 +36,34 @@ fn rand_tag() -> u64 {
 
 /// An unsigned-looking JWT for `upstream` mode (which only decodes the payload).
 fn token(payload: &str) -> String {
-    format!("{}.{}.{}", b64::encode(br#"{"alg":"HS256"}"#), b64::encode(payload.as_bytes()), b64::encode(b"sig"))
+    format!(
+        "{}.{}.{}",
+        b64::encode(br#"{"alg":"HS256"}"#),
+        b64::encode(payload.as_bytes()),
+        b64::encode(b"sig")
+    )
 }
 
 fn bound(key: &TestKey) -> String {
     token(&format!(r#"{{"sub":"a","cnf":{{"jkt":"{}"}}}}"#, key.jkt()))
 }
 
-fn run(cfg: &Config, path: &str, dpop: &[&str], authz: &[&str], jwt: Option<&JwtAuthnView>) -> Decision {
-    let req = Request { method: "GET", path, uri: URI, dpop, authorization: authz, jwt_authn: jwt, now: NOW };
+fn run(
+    cfg: &Config,
+    path: &str,
+    dpop: &[&str],
+    authz: &[&str],
+    jwt: Option<&JwtAuthnView>,
+) -> Decision {
+    let req = Request {
+        method: "GET",
+        path,
+        uri: URI,
+        dpop,
+        authorization: authz,
+        jwt_authn: jwt,
+        now: NOW,
+    };
     decide(cfg, &req)
 }
 
@@ -62,7 +91,10 @@ fn required_route_needs_a_proof() {
         }
         d => panic!("{d:?}"),
     }
-    assert_eq!(denied(run(&c, "/api/x", &[&p, &p], &[], None)), R::ProofMultiple);
+    assert_eq!(
+        denied(run(&c, "/api/x", &[&p, &p], &[], None)),
+        R::ProofMultiple
+    );
 }
 
 #[test]
@@ -73,51 +105,149 @@ fn binding_rules() {
     let t = bound(&k);
     for scheme in ["Bearer", "DPoP", "dpop"] {
         let authz = format!("{scheme} {t}");
-        assert!(matches!(run(&c, "/api/x", &[&proof(&k, Some(&t), "")], &[&authz], None), Decision::Allow { .. }));
-        assert_eq!(denied(run(&c, "/api/x", &[&proof(&other, Some(&t), "")], &[&authz], None)), R::BindingMismatch);
-        assert_eq!(denied(run(&c, "/api/x", &[], &[&authz], None)), R::BoundTokenWithoutProof);
+        assert!(matches!(
+            run(&c, "/api/x", &[&proof(&k, Some(&t), "")], &[&authz], None),
+            Decision::Allow { .. }
+        ));
+        assert_eq!(
+            denied(run(
+                &c,
+                "/api/x",
+                &[&proof(&other, Some(&t), "")],
+                &[&authz],
+                None
+            )),
+            R::BindingMismatch
+        );
+        assert_eq!(
+            denied(run(&c, "/api/x", &[], &[&authz], None)),
+            R::BoundTokenWithoutProof
+        );
     }
     let unbound = token(r#"{"sub":"a"}"#);
     let authz = format!("Bearer {unbound}");
-    assert_eq!(denied(run(&c, "/api/x", &[&proof(&k, Some(&unbound), "")], &[&authz], None)), R::TokenNotBound);
+    assert_eq!(
+        denied(run(
+            &c,
+            "/api/x",
+            &[&proof(&k, Some(&unbound), "")],
+            &[&authz],
+            None
+        )),
+        R::TokenNotBound
+    );
     // ath over the exact token bytes
-    assert_eq!(denied(run(&c, "/api/x", &[&proof(&k, Some("other"), "")], &[&format!("Bearer {t}")], None)), R::ProofAthMismatch);
-    assert_eq!(denied(run(&c, "/api/x", &[&proof(&k, None, "")], &[&format!("Bearer {t}")], None)), R::ProofAthMissing);
+    assert_eq!(
+        denied(run(
+            &c,
+            "/api/x",
+            &[&proof(&k, Some("other"), "")],
+            &[&format!("Bearer {t}")],
+            None
+        )),
+        R::ProofAthMismatch
+    );
+    assert_eq!(
+        denied(run(
+            &c,
+            "/api/x",
+            &[&proof(&k, None, "")],
+            &[&format!("Bearer {t}")],
+            None
+        )),
+        R::ProofAthMissing
+    );
 }
 
 #[test]
 fn optional_route() {
     let c = cfg(r#"{}"#);
     let k = TestKey::ed25519_n(4);
-    assert_eq!(run(&c, "/x", &[], &[], None), Decision::Allow { jkt: None, replay_key: None });
+    assert_eq!(
+        run(&c, "/x", &[], &[], None),
+        Decision::Allow {
+            jkt: None,
+            replay_key: None
+        }
+    );
     // a bound token still needs its proof (downgrade)
-    assert_eq!(denied(run(&c, "/x", &[], &[&format!("Bearer {}", bound(&k))], None)), R::BoundTokenWithoutProof);
+    assert_eq!(
+        denied(run(
+            &c,
+            "/x",
+            &[],
+            &[&format!("Bearer {}", bound(&k))],
+            None
+        )),
+        R::BoundTokenWithoutProof
+    );
     // unbound Bearer + proof passes an optional route; with the DPoP scheme it must be bound
     let unbound = token(r#"{"sub":"a"}"#);
     let p = proof(&k, Some(&unbound), "");
-    assert!(matches!(run(&c, "/x", &[&p], &[&format!("Bearer {unbound}")], None), Decision::Allow { .. }));
+    assert!(matches!(
+        run(&c, "/x", &[&p], &[&format!("Bearer {unbound}")], None),
+        Decision::Allow { .. }
+    ));
     let p = proof(&k, Some(&unbound), "");
-    assert_eq!(denied(run(&c, "/x", &[&p], &[&format!("DPoP {unbound}")], None)), R::TokenNotBound);
-    assert_eq!(denied(run(&c, "/x", &[], &[&format!("DPoP {unbound}")], None)), R::ProofMissing);
+    assert_eq!(
+        denied(run(&c, "/x", &[&p], &[&format!("DPoP {unbound}")], None)),
+        R::TokenNotBound
+    );
+    assert_eq!(
+        denied(run(&c, "/x", &[], &[&format!("DPoP {unbound}")], None)),
+        R::ProofMissing
+    );
 }
 
 #[test]
 fn routes_proof_only_and_off() {
-    let c = cfg(r#"{"required": true, "routes": [{"prefix": "/token", "policy": "proof_only"}, {"prefix": "/health", "policy": "off"}]}"#);
+    let c = cfg(
+        r#"{"required": true, "routes": [{"prefix": "/token", "policy": "proof_only"}, {"prefix": "/health", "policy": "off"}]}"#,
+    );
     let k = TestKey::ed25519_n(5);
-    assert_eq!(run(&c, "/health?x", &["garbage"], &["garbage"], None), Decision::Pass);
+    assert_eq!(
+        run(&c, "/health?x", &["garbage"], &["garbage"], None),
+        Decision::Pass
+    );
     // Authorization is ignored at the token endpoint (client authentication, not an access token)
-    assert!(matches!(run(&c, "/token", &[&proof(&k, None, "")], &["Basic abc", "Bearer x"], None), Decision::Allow { .. }));
+    assert!(matches!(
+        run(
+            &c,
+            "/token",
+            &[&proof(&k, None, "")],
+            &["Basic abc", "Bearer x"],
+            None
+        ),
+        Decision::Allow { .. }
+    ));
     assert_eq!(denied(run(&c, "/token", &[], &[], None)), R::ProofMissing);
 }
 
 #[test]
 fn authorization_defects() {
     let c = cfg(r#"{"required": true}"#);
-    assert_eq!(denied(run(&c, "/x", &[], &["Bearer a", "Bearer b"], None)), R::AuthorizationMultiple);
-    assert_eq!(denied(run(&c, "/x", &[], &["Bearer a b"], None)), R::AuthorizationMalformed);
-    assert_eq!(denied(run(&c, "/x", &[], &["Bearer opaque"], None)), R::TokenMalformed);
-    assert_eq!(denied(run(&c, "/x", &[], &[&format!("Bearer {}", token(r#"{"cnf":"x"}"#))], None)), R::TokenCnfInvalid);
+    assert_eq!(
+        denied(run(&c, "/x", &[], &["Bearer a", "Bearer b"], None)),
+        R::AuthorizationMultiple
+    );
+    assert_eq!(
+        denied(run(&c, "/x", &[], &["Bearer a b"], None)),
+        R::AuthorizationMalformed
+    );
+    assert_eq!(
+        denied(run(&c, "/x", &[], &["Bearer opaque"], None)),
+        R::TokenMalformed
+    );
+    assert_eq!(
+        denied(run(
+            &c,
+            "/x",
+            &[],
+            &[&format!("Bearer {}", token(r#"{"cnf":"x"}"#))],
+            None
+        )),
+        R::TokenCnfInvalid
+    );
 }
 
 #[test]
@@ -125,17 +255,38 @@ fn nonces() {
     let c = cfg(r#"{"required": true, "nonce": {"secret": "0123456789abcdef0123"}}"#);
     let n = dpop_guard::nonce::current(c.nonce.as_ref().unwrap(), NOW);
     let k = TestKey::ed25519_n(6);
-    assert_eq!(denied(run(&c, "/x", &[&proof(&k, None, "")], &[], None)), R::NonceMissing);
-    assert_eq!(denied(run(&c, "/x", &[&proof(&k, None, r#","nonce":"stale""#)], &[], None)), R::NonceInvalid);
+    assert_eq!(
+        denied(run(&c, "/x", &[&proof(&k, None, "")], &[], None)),
+        R::NonceMissing
+    );
+    assert_eq!(
+        denied(run(
+            &c,
+            "/x",
+            &[&proof(&k, None, r#","nonce":"stale""#)],
+            &[],
+            None
+        )),
+        R::NonceInvalid
+    );
     let p = proof(&k, None, &format!(r#","nonce":"{n}""#));
-    assert!(matches!(run(&c, "/x", &[&p], &[], None), Decision::Allow { .. }));
+    assert!(matches!(
+        run(&c, "/x", &[&p], &[], None),
+        Decision::Allow { .. }
+    ));
 }
 
 #[test]
 fn replay_off_gives_no_key() {
     let c = cfg(r#"{"required": true, "replay": {"store": "off"}}"#);
     let k = TestKey::ed25519_n(7);
-    assert!(matches!(run(&c, "/x", &[&proof(&k, None, "")], &[], None), Decision::Allow { replay_key: None, .. }));
+    assert!(matches!(
+        run(&c, "/x", &[&proof(&k, None, "")], &[], None),
+        Decision::Allow {
+            replay_key: None,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -144,11 +295,47 @@ fn jwt_authn_mode() {
     let k = TestKey::ed25519_n(8);
     let t = token(r#"{"whatever":1}"#); // the filter does not read the token in this mode
     let authz = format!("Bearer {t}");
-    let verified = JwtAuthnView { payload_present: true, jkt: Some(k.jkt()) };
-    assert!(matches!(run(&c, "/x", &[&proof(&k, Some(&t), "")], &[&authz], Some(&verified)), Decision::Allow { .. }));
-    let other = JwtAuthnView { payload_present: true, jkt: Some(TestKey::ed25519_n(9).jkt()) };
-    assert_eq!(denied(run(&c, "/x", &[&proof(&k, Some(&t), "")], &[&authz], Some(&other))), R::BindingMismatch);
+    let verified = JwtAuthnView {
+        payload_present: true,
+        jkt: Some(k.jkt()),
+    };
+    assert!(matches!(
+        run(
+            &c,
+            "/x",
+            &[&proof(&k, Some(&t), "")],
+            &[&authz],
+            Some(&verified)
+        ),
+        Decision::Allow { .. }
+    ));
+    let other = JwtAuthnView {
+        payload_present: true,
+        jkt: Some(TestKey::ed25519_n(9).jkt()),
+    };
+    assert_eq!(
+        denied(run(
+            &c,
+            "/x",
+            &[&proof(&k, Some(&t), "")],
+            &[&authz],
+            Some(&other)
+        )),
+        R::BindingMismatch
+    );
     let failed = JwtAuthnView::default();
-    assert_eq!(denied(run(&c, "/x", &[&proof(&k, Some(&t), "")], &[&authz], Some(&failed))), R::TokenSignatureInvalid);
-    assert_eq!(denied(run(&c, "/x", &[], &[&authz], Some(&verified))), R::BoundTokenWithoutProof);
+    assert_eq!(
+        denied(run(
+            &c,
+            "/x",
+            &[&proof(&k, Some(&t), "")],
+            &[&authz],
+            Some(&failed)
+        )),
+        R::TokenSignatureInvalid
+    );
+    assert_eq!(
+        denied(run(&c, "/x", &[], &[&authz], Some(&verified))),
+        R::BoundTokenWithoutProof
+    );
 }

@@ -1,5 +1,10 @@
 //! Docs are part of the feature: the README must list every stat and problem type the filter
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! can emit, and every key the config parser accepts.
 
 use dpop_guard::reason::DenyReason;

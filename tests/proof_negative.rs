@@ -1466,11 +1466,25 @@ fn mutations_never_panic() {
 fn typ_with_application_prefix_is_the_same_media_type() {
     let k = TestKey::ed25519();
     let now = 1_700_000_000;
-    for (typ, ok) in [("application/dpop+jwt", true), ("Application/DPoP+JWT", true), ("application/jwt", false), ("xapplication/dpop+jwt", false)] {
-        let header = format!(r#"{{"typ":"{typ}","alg":"EdDSA","jwk":{}}}"#, k.public_jwk());
-        let claims = format!(r#"{{"jti":"t","htm":"GET","htu":"https://a.example/x","iat":{now}}}"#);
+    for (typ, ok) in [
+        ("application/dpop+jwt", true),
+        ("Application/DPoP+JWT", true),
+        ("application/jwt", false),
+        ("xapplication/dpop+jwt", false),
+    ] {
+        let header = format!(
+            r#"{{"typ":"{typ}","alg":"EdDSA","jwk":{}}}"#,
+            k.public_jwk()
+        );
+        let claims =
+            format!(r#"{{"jti":"t","htm":"GET","htu":"https://a.example/x","iat":{now}}}"#);
         let p = make_proof(&header, &claims, &k);
-        let facts = RequestFacts { method: "GET", uri: "https://a.example/x", access_token: None, now };
+        let facts = RequestFacts {
+            method: "GET",
+            uri: "https://a.example/x",
+            access_token: None,
+            now,
+        };
         let r = verify_proof(&p, &facts, &ProofPolicy::default());
         assert_eq!(r.is_ok(), ok, "{typ}: {r:?}");
         if !ok {
@@ -1484,10 +1498,21 @@ fn key_cache_skips_header_work_but_never_the_signature() {
     use dpop_guard::proof::{verify_proof_cached, KeyCache};
     let k = TestKey::ed25519();
     let now = 1_700_000_000;
-    let facts = RequestFacts { method: "GET", uri: "https://a.example/x", access_token: None, now };
+    let facts = RequestFacts {
+        method: "GET",
+        uri: "https://a.example/x",
+        access_token: None,
+        now,
+    };
     let policy = ProofPolicy::default();
     let mut cache = KeyCache::new(2);
-    let mk = |jti: &str| make_proof(&header_for("EdDSA", &k), &format!(r#"{{"jti":"{jti}","htm":"GET","htu":"https://a.example/x","iat":{now}}}"#), &k);
+    let mk = |jti: &str| {
+        make_proof(
+            &header_for("EdDSA", &k),
+            &format!(r#"{{"jti":"{jti}","htm":"GET","htu":"https://a.example/x","iat":{now}}}"#),
+            &k,
+        )
+    };
     let first = verify_proof_cached(&mk("a"), &facts, &policy, &mut cache).unwrap();
     assert_eq!(cache.len(), 1);
     let second = verify_proof_cached(&mk("b"), &facts, &policy, &mut cache).unwrap();
@@ -1497,14 +1522,31 @@ fn key_cache_skips_header_work_but_never_the_signature() {
     // a cached header does not vouch for a signature
     let (h, p, _) = segments(&mk("c"));
     let forged = format!("{h}.{p}.{}", b64::encode(&[0u8; 64]));
-    assert_eq!(verify_proof_cached(&forged, &facts, &policy, &mut cache), Err(DenyReason::ProofSignatureInvalid));
+    assert_eq!(
+        verify_proof_cached(&forged, &facts, &policy, &mut cache),
+        Err(DenyReason::ProofSignatureInvalid)
+    );
     // claims are still checked on a cache hit
-    let stale = make_proof(&header_for("EdDSA", &k), &format!(r#"{{"jti":"d","htm":"GET","htu":"https://a.example/x","iat":{}}}"#, now - 1000), &k);
-    assert_eq!(verify_proof_cached(&stale, &facts, &policy, &mut cache), Err(DenyReason::ProofIatTooOld));
+    let stale = make_proof(
+        &header_for("EdDSA", &k),
+        &format!(
+            r#"{{"jti":"d","htm":"GET","htu":"https://a.example/x","iat":{}}}"#,
+            now - 1000
+        ),
+        &k,
+    );
+    assert_eq!(
+        verify_proof_cached(&stale, &facts, &policy, &mut cache),
+        Err(DenyReason::ProofIatTooOld)
+    );
     // bounded: more keys than capacity evict the oldest
     for tag in 0..5u8 {
         let kk = TestKey::ed25519_n(100 + tag);
-        let p = make_proof(&header_for("EdDSA", &kk), &format!(r#"{{"jti":"e","htm":"GET","htu":"https://a.example/x","iat":{now}}}"#), &kk);
+        let p = make_proof(
+            &header_for("EdDSA", &kk),
+            &format!(r#"{{"jti":"e","htm":"GET","htu":"https://a.example/x","iat":{now}}}"#),
+            &kk,
+        );
         assert!(verify_proof_cached(&p, &facts, &policy, &mut cache).is_ok());
         assert!(cache.len() <= 2);
     }

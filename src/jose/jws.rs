@@ -30,7 +30,8 @@ pub fn split(input: &str, max_len: usize) -> Result<(&str, &str, &str), JwsError
         return Err(JwsError::TooLarge);
     }
     let mut parts = input.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwsError::Malformed);
     };
@@ -47,8 +48,15 @@ impl<'a> CompactJws<'a> {
         let payload = b64::decode(p).ok_or(JwsError::Malformed)?;
         let signature = b64::decode(s).ok_or(JwsError::Malformed)?;
         let header = parse_object(&header_bytes).ok_or(JwsError::HeaderJson)?;
-        let signing_input = input.get(..h.len() + 1 + p.len()).ok_or(JwsError::Malformed)?;
-        Ok(CompactJws { header, payload, signing_input, signature })
+        let signing_input = input
+            .get(..h.len() + 1 + p.len())
+            .ok_or(JwsError::Malformed)?;
+        Ok(CompactJws {
+            header,
+            payload,
+            signing_input,
+            signature,
+        })
     }
 }
 

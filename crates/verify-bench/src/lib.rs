@@ -23,10 +23,24 @@ pub struct Input {
 
 pub fn parse_input(bytes: &[u8]) -> Result<Input, String> {
     let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let s = |c: &serde_json::Value, k: &str| c.get(k).and_then(|x| x.as_str()).map(str::to_owned).ok_or(format!("missing {k}"));
+    let s = |c: &serde_json::Value, k: &str| {
+        c.get(k)
+            .and_then(|x| x.as_str())
+            .map(str::to_owned)
+            .ok_or(format!("missing {k}"))
+    };
     let mut cases = Vec::new();
-    for c in v.get("cases").and_then(|c| c.as_array()).ok_or("missing cases")? {
-        cases.push(Case { alg: s(c, "alg")?, proof: s(c, "proof")?, htm: s(c, "htm")?, htu: s(c, "htu")? });
+    for c in v
+        .get("cases")
+        .and_then(|c| c.as_array())
+        .ok_or("missing cases")?
+    {
+        cases.push(Case {
+            alg: s(c, "alg")?,
+            proof: s(c, "proof")?,
+            htm: s(c, "htm")?,
+            htu: s(c, "htu")?,
+        });
     }
     Ok(Input {
         iterations: v.get("iterations").and_then(|x| x.as_u64()).unwrap_or(200) as u32,
@@ -46,19 +60,34 @@ pub fn run(input: &Input, clock_ns: &dyn Fn() -> u64) -> Vec<(String, Result<f64
         .cases
         .iter()
         .map(|c| {
-            let facts = RequestFacts { method: &c.htm, uri: &c.htu, access_token: None, now: input.now };
+            let facts = RequestFacts {
+                method: &c.htm,
+                uri: &c.htu,
+                access_token: None,
+                now: input.now,
+            };
             if let Err(r) = verify_proof(&c.proof, &facts, &policy) {
-                return (c.alg.clone(), Err(format!("does not verify: {}", r.stat_name())));
+                return (
+                    c.alg.clone(),
+                    Err(format!("does not verify: {}", r.stat_name())),
+                );
             }
             for _ in 0..(input.iterations / 10).max(5) {
                 let _ = verify_proof(&c.proof, &facts, &policy);
             }
             let start = clock_ns();
             for _ in 0..input.iterations {
-                let _ = std::hint::black_box(verify_proof(std::hint::black_box(&c.proof), &facts, &policy));
+                let _ = std::hint::black_box(verify_proof(
+                    std::hint::black_box(&c.proof),
+                    &facts,
+                    &policy,
+                ));
             }
             let elapsed = clock_ns().saturating_sub(start);
-            (c.alg.clone(), Ok(elapsed as f64 / 1000.0 / f64::from(input.iterations.max(1))))
+            (
+                c.alg.clone(),
+                Ok(elapsed as f64 / 1000.0 / f64::from(input.iterations.max(1))),
+            )
         })
         .collect()
 }
@@ -103,7 +132,10 @@ mod wasm {
                     let _ = proxy_wasm::hostcalls::log(LogLevel::Warn, "verify-bench done");
                 }
                 Err(e) => {
-                    let _ = proxy_wasm::hostcalls::log(LogLevel::Error, &format!("verify-bench: bad input: {e}"));
+                    let _ = proxy_wasm::hostcalls::log(
+                        LogLevel::Error,
+                        &format!("verify-bench: bad input: {e}"),
+                    );
                 }
             }
             true

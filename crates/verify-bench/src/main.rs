@@ -17,5 +17,8 @@ fn main() {
     };
     let t0 = Instant::now();
     let clock = move || t0.elapsed().as_nanos() as u64;
-    println!("{}", verify_bench::report(&verify_bench::run(&input, &clock), "native"));
+    println!(
+        "{}",
+        verify_bench::report(&verify_bench::run(&input, &clock), "native")
+    );
 }
