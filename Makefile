@@ -10,7 +10,7 @@ DPOP     := target/release/dpop
 CARGO    ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help build wasm cli venv redis test unit e2e validate lint run run-redis fuzz fuzz-smoke image clean
+.PHONY: help build wasm cli venv redis test unit e2e validate lint run run-redis fuzz fuzz-smoke image bench clean
 
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint   - rustfmt check and clippy (native and wasm32)"
 	@echo "make image  - OCI image with plugin.wasm for Istio (target/oci/); prints the push command and digest"
 	@echo "make fuzz   - run every cargo-fuzz target for FUZZ_SECONDS (default 300)"
+	@echo "make bench  - load benchmark on a real Envoy (req/s, p50/p99, Envoy CPU µs/req); BENCH_SECONDS=10"
 
 # ---- toolchain and dependencies --------------------------------------------------------
 .wasm-target.stamp:
@@ -77,6 +78,10 @@ run: build venv
 
 run-redis: build venv redis
 	@scripts/run-redis.sh
+
+# ---- benchmark -------------------------------------------------------------------------
+bench: build venv
+	@scripts/bench.sh
 
 # ---- fuzzing (nightly + cargo-fuzz) ----------------------------------------------------
 FUZZ_SECONDS ?= 300

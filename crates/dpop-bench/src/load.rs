@@ -1,0 +1,294 @@
+//! The closed-loop load run: N threads, one keep-alive connection each, a warm-up, then a
+//! measured window during which the target process's CPU time is sampled from /proc.
+
+use crate::http::Conn;
+use crate::sys;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What each request sends.
+pub enum Requests {
+    /// The same bytes every time.
+    Same(Vec<u8>),
+    /// Each entry once (unique proofs); the run ends early when they run out.
+    Pool(Vec<Vec<u8>>),
+}
+
+impl Requests {
+    fn get(&self, next: &AtomicUsize) -> Option<&[u8]> {
+        match self {
+            Requests::Same(r) => Some(r),
+            Requests::Pool(p) => p
+                .get(next.fetch_add(1, Ordering::Relaxed))
+                .map(Vec::as_slice),
+        }
+    }
+}
+
+pub struct Plan {
+    pub addr: SocketAddr,
+    pub concurrency: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub timeout: Duration,
+    /// What is sampled at the window edges (Envoy first).
+    pub watch: Vec<Watch>,
+}
+
+/// A CPU-time counter sampled at the edges of the measured window.
+#[derive(Clone, Copy)]
+pub enum Watch {
+    /// utime + stime of a process.
+    Pid(u32),
+    /// Busy time of a whole CPU (all processes).
+    Cpu(usize),
+}
+
+/// One finished request: when it ended (ns since the run started), how long it took, status
+/// (0 = transport error).
+#[derive(Clone, Copy)]
+struct Sample {
+    end_ns: u64,
+    latency_ns: u64,
+    status: u16,
+}
+
+#[derive(Default)]
+struct WorkerOut {
+    samples: Vec<Sample>,
+    first_error: Option<String>,
+}
+
+pub struct Outcome {
+    /// Requests completed inside the measured window.
+    pub requests: u64,
+    /// Length of the measured window (shorter than planned when the pool ran out).
+    pub window: Duration,
+    pub pool_exhausted: bool,
+    /// Sorted latencies (ns) of the requests completed inside the window.
+    pub latencies_ns: Vec<u64>,
+    /// Non-200 responses and transport errors: inside the window / anywhere in the run.
+    pub window_errors: u64,
+    pub total_errors: u64,
+    pub total_requests: u64,
+    pub first_error: Option<String>,
+    /// CPU seconds counted by each of `Plan::watch` during the window.
+    pub cpu_secs: Vec<f64>,
+}
+
+fn elapsed_ns(start: Instant, t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn worker(
+    plan: &Plan,
+    requests: &Requests,
+    next: &AtomicUsize,
+    stop: &AtomicBool,
+    exhausted: &mpsc::Sender<Instant>,
+    start: Instant,
+) -> WorkerOut {
+    let mut out = WorkerOut {
+        samples: Vec::with_capacity(1 << 16),
+        first_error: None,
+    };
+    let mut conn: Option<Conn> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(req) = requests.get(next) else {
+            let _ = exhausted.send(Instant::now());
+            break;
+        };
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match Conn::connect(plan.addr, plan.timeout) {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    let now = Instant::now();
+                    out.samples.push(Sample {
+                        end_ns: elapsed_ns(start, now),
+                        latency_ns: 0,
+                        status: 0,
+                    });
+                    out.first_error
+                        .get_or_insert_with(|| format!("connect {}: {e}", plan.addr));
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            },
+        };
+        let t0 = Instant::now();
+        let res = c.round_trip(req);
+        let t1 = Instant::now();
+        let latency_ns = elapsed_ns(t0, t1);
+        let end_ns = elapsed_ns(start, t1);
+        match res {
+            Ok(resp) => {
+                if resp.status != 200 && out.first_error.is_none() {
+                    let body = String::from_utf8_lossy(&resp.body);
+                    let body: String = body.chars().take(400).collect();
+                    out.first_error = Some(format!("HTTP {}: {body}", resp.status));
+                }
+                out.samples.push(Sample {
+                    end_ns,
+                    latency_ns,
+                    status: resp.status,
+                });
+                if resp.close {
+                    conn = None;
+                }
+            }
+            Err(e) => {
+                out.samples.push(Sample {
+                    end_ns,
+                    latency_ns,
+                    status: 0,
+                });
+                out.first_error.get_or_insert_with(|| format!("I/O: {e}"));
+                conn = None;
+            }
+        }
+    }
+    out
+}
+
+fn cpu_now(watch: &[Watch]) -> Result<Vec<u64>, String> {
+    watch
+        .iter()
+        .map(|w| match *w {
+            Watch::Pid(p) => {
+                sys::cpu_ticks(p).map_err(|e| format!("reading CPU time of pid {p}: {e}"))
+            }
+            Watch::Cpu(c) => {
+                sys::cpu_busy_ticks(c).map_err(|e| format!("reading busy time of CPU {c}: {e}"))
+            }
+        })
+        .collect()
+}
+
+/// Runs the plan. Errors only for setup problems; request failures are counted in `Outcome`.
+pub fn run(plan: &Plan, requests: &Requests) -> Result<Outcome, String> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Instant>();
+    let start = Instant::now();
+    let window_start = start + plan.warmup;
+    let planned_end = window_start + plan.duration;
+
+    let (outs, edges) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..plan.concurrency)
+            .map(|_| {
+                let tx = tx.clone();
+                let (next, stop) = (&next, &stop);
+                s.spawn(move || worker(plan, requests, next, stop, &tx, start))
+            })
+            .collect();
+        drop(tx);
+        let edges = coordinate(plan, &rx, window_start, planned_end);
+        stop.store(true, Ordering::Relaxed);
+        let outs: Vec<WorkerOut> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect();
+        (outs, edges)
+    });
+    let (ws, we, cpu0, cpu1, exhausted) = edges?;
+
+    let tck = sys::clock_ticks_per_sec() as f64;
+    let cpu_secs = cpu0
+        .iter()
+        .zip(&cpu1)
+        .map(|(a, b)| b.saturating_sub(*a) as f64 / tck)
+        .collect();
+    let (ws_ns, we_ns) = (elapsed_ns(start, ws), elapsed_ns(start, we));
+    let mut latencies_ns = Vec::new();
+    let (mut window_errors, mut total_errors, mut total_requests) = (0u64, 0u64, 0u64);
+    let mut first_error = None;
+    for o in outs {
+        if first_error.is_none() {
+            first_error = o.first_error;
+        }
+        for smp in o.samples {
+            total_requests += 1;
+            let in_window = smp.end_ns >= ws_ns && smp.end_ns <= we_ns;
+            if smp.status != 200 {
+                total_errors += 1;
+                if in_window {
+                    window_errors += 1;
+                }
+            }
+            if in_window {
+                latencies_ns.push(smp.latency_ns);
+            }
+        }
+    }
+    latencies_ns.sort_unstable();
+    Ok(Outcome {
+        requests: latencies_ns.len() as u64,
+        window: we.saturating_duration_since(ws),
+        pool_exhausted: exhausted,
+        latencies_ns,
+        window_errors,
+        total_errors,
+        total_requests,
+        first_error,
+        cpu_secs,
+    })
+}
+
+type Edges = (Instant, Instant, Vec<u64>, Vec<u64>, bool);
+
+/// Waits out the warm-up, samples CPU, waits for the planned end or pool exhaustion, samples
+/// again. Returns the window edges and both samples.
+fn coordinate(
+    plan: &Plan,
+    rx: &mpsc::Receiver<Instant>,
+    window_start: Instant,
+    planned_end: Instant,
+) -> Result<Edges, String> {
+    let wait = |until: Instant| -> Option<Instant> {
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(t) => Some(t),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Instant::now()),
+        }
+    };
+    if wait(window_start).is_some() {
+        return Err("the proof pool ran out during the warm-up; raise BENCH_MAX_PROOFS or the expected rate".into());
+    }
+    let cpu0 = cpu_now(&plan.watch)?;
+    let ws = Instant::now();
+    let (we, exhausted) = match wait(planned_end) {
+        Some(t) => (t, true),
+        None => (Instant::now(), false),
+    };
+    let cpu1 = cpu_now(&plan.watch)?;
+    Ok((ws, we, cpu0, cpu1, exhausted))
+}
+
+/// The p-th percentile (0..=100) of sorted values, nearest rank.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    let idx = rank.clamp(1, sorted.len()) - 1;
+    sorted.get(idx).copied().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), 50);
+        assert_eq!(percentile(&v, 99.0), 99);
+        assert_eq!(percentile(&v, 100.0), 100);
+        assert_eq!(percentile(&[], 50.0), 0);
+        assert_eq!(percentile(&[7], 99.0), 7);
+    }
+}
