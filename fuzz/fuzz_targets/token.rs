@@ -1,0 +1,27 @@
+//! Access-token handling: the Authorization parser, payload-only inspection (`upstream`) and
+//! full verification (`keys`) on arbitrary input.
+#![no_main]
+use dpop_guard::config::Config;
+use dpop_guard::token;
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+fn keys_config() -> &'static Config {
+    static CFG: OnceLock<Config> = OnceLock::new();
+    CFG.get_or_init(|| {
+        Config::parse(
+            br#"{"access_token": {"verify": "keys", "hs256_secret": "0123456789abcdef0123456789abcdef",
+                 "jwks": {"keys": [{"kty":"OKP","crv":"Ed25519","kid":"a","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]},
+                 "issuer": "iss", "audiences": ["aud"]}}"#,
+        )
+        .expect("fuzz config")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let _ = token::extract(&[text.as_ref()]);
+    let _ = token::extract(&[text.as_ref(), "Bearer x"]);
+    let _ = token::inspect_unverified(&text);
+    let _ = token::verify(&text, &keys_config().access_token, 1_700_000_000, 60);
+});
