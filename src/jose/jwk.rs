@@ -42,7 +42,7 @@ pub enum PublicJwk {
     Rsa {
         n: Vec<u8>,
         e: Vec<u8>,
-        key: rsa::RsaPublicKey,
+        key: super::rsa_fast::RsaVerifyingKey,
     },
 }
 
@@ -128,12 +128,9 @@ impl PublicJwk {
                 if !e_ok {
                     return Err(JwkError::Invalid);
                 }
-                let key = rsa::RsaPublicKey::new_with_max_size(
-                    rsa::BigUint::from_bytes_be(&n),
-                    rsa::BigUint::from_bytes_be(&e),
-                    RSA_MAX_BITS,
-                )
-                .map_err(|_| JwkError::Invalid)?;
+                // Odd modulus, limbs, Montgomery constants and R² mod n, prepared once.
+                let key =
+                    super::rsa_fast::RsaVerifyingKey::new(&n, &e).ok_or(JwkError::Invalid)?;
                 Ok(PublicJwk::Rsa { n, e, key })
             }
             _ => Err(JwkError::Invalid),
@@ -212,23 +209,14 @@ impl PublicJwk {
                 };
                 key.verify(signing_input, &sig).is_ok()
             }
+            // Both check that the signature is exactly the modulus length and less than n.
             (PublicJwk::Rsa { key, .. }, Alg::RS256) => {
-                use rsa::traits::PublicKeyParts;
-                if sig.len() != key.size() {
-                    return false;
-                }
-                let digest = Sha256::digest(signing_input);
-                key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, sig)
-                    .is_ok()
+                let digest: [u8; 32] = Sha256::digest(signing_input).into();
+                key.verify_pkcs1v15_sha256(&digest, sig)
             }
             (PublicJwk::Rsa { key, .. }, Alg::PS256) => {
-                use rsa::traits::PublicKeyParts;
-                if sig.len() != key.size() {
-                    return false;
-                }
-                let digest = Sha256::digest(signing_input);
-                key.verify(rsa::Pss::new_with_salt::<Sha256>(32), &digest, sig)
-                    .is_ok()
+                let digest: [u8; 32] = Sha256::digest(signing_input).into();
+                key.verify_pss_sha256(&digest, sig, 32)
             }
             _ => false,
         }
