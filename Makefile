@@ -54,11 +54,11 @@ build: wasm cli
 # ---- checks ----------------------------------------------------------------------------
 lint: .wasm-target.stamp
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 -p dpop-guard --lib -- -D warnings
 
 unit: redis
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --all-features
 
 # Every shipped Envoy config must pass `envoy --mode validate` (this also runs on_configure).
 validate: wasm venv

@@ -257,6 +257,12 @@ impl Config {
                 if set.is_empty() {
                     return err("algorithms", "must name at least one algorithm");
                 }
+                if set.contains(Alg::ES384) && !cfg!(feature = "es384") {
+                    return err(
+                        "algorithms",
+                        "ES384 is not built into this dpop_guard.wasm (build with --features es384)",
+                    );
+                }
                 set
             }
         };

@@ -34,6 +34,7 @@ pub enum PublicJwk {
         y: [u8; 32],
         key: p256::ecdsa::VerifyingKey,
     },
+    #[cfg(feature = "es384")]
     P384 {
         x: [u8; 48],
         y: [u8; 48],
@@ -105,6 +106,7 @@ impl PublicJwk {
                     .map_err(|_| JwkError::Invalid)?;
                 Ok(PublicJwk::P256 { x, y, key })
             }
+            #[cfg(feature = "es384")]
             (Some("EC"), Some("P-384")) => {
                 let x = fixed::<48>(o, "x")?;
                 let y = fixed::<48>(o, "y")?;
@@ -149,9 +151,18 @@ impl PublicJwk {
             (self, alg),
             (PublicJwk::Ed25519 { .. }, Alg::EdDSA)
                 | (PublicJwk::P256 { .. }, Alg::ES256)
-                | (PublicJwk::P384 { .. }, Alg::ES384)
                 | (PublicJwk::Rsa { .. }, Alg::RS256 | Alg::PS256)
-        )
+        ) || self.accepts_es384(alg)
+    }
+
+    #[cfg(feature = "es384")]
+    fn accepts_es384(&self, alg: Alg) -> bool {
+        matches!((self, alg), (PublicJwk::P384 { .. }, Alg::ES384))
+    }
+
+    #[cfg(not(feature = "es384"))]
+    fn accepts_es384(&self, _: Alg) -> bool {
+        false
     }
 
     /// RFC 7638 canonical JSON: required members only, lexicographic order, no whitespace.
@@ -168,6 +179,7 @@ impl PublicJwk {
                 b64::encode(x),
                 b64::encode(y)
             ),
+            #[cfg(feature = "es384")]
             PublicJwk::P384 { x, y, .. } => format!(
                 r#"{{"crv":"P-384","kty":"EC","x":"{}","y":"{}"}}"#,
                 b64::encode(x),
@@ -203,6 +215,7 @@ impl PublicJwk {
                 };
                 key.verify(signing_input, &sig).is_ok()
             }
+            #[cfg(feature = "es384")]
             (PublicJwk::P384 { key, .. }, Alg::ES384) => {
                 let Ok(sig) = p384::ecdsa::Signature::from_slice(sig) else {
                     return false;

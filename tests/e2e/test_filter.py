@@ -269,6 +269,7 @@ def test_trust_forwarded_proto():
     ('{"algorithm": ["EdDSA"]}', "algorithm"),
     ('{"routes": [{"prefix": "/x", "policy": "sometimes"}]}', "routes[0].policy"),
     ('not json', "(top level)"),
+    ('{"algorithms": ["EdDSA", "ES384"]}', "algorithms"),  # ES384 is opt-in at build time
 ])
 def test_bad_config_refuses_to_start(config, key):
     e = Envoy(config, name="badcfg")
