@@ -131,8 +131,7 @@ impl PublicJwk {
                     return Err(JwkError::Invalid);
                 }
                 // Odd modulus, limbs, Montgomery constants and R² mod n, prepared once.
-                let key =
-                    super::rsa_fast::RsaVerifyingKey::new(&n, &e).ok_or(JwkError::Invalid)?;
+                let key = super::rsa_fast::RsaVerifyingKey::new(&n, &e).ok_or(JwkError::Invalid)?;
                 Ok(PublicJwk::Rsa { n, e, key })
             }
             _ => Err(JwkError::Invalid),
