@@ -4,8 +4,8 @@
 
 use crate::htu;
 use crate::jose::{Alg, AlgSet, PublicJwk};
+use crate::json::{Json, Object};
 use crate::proof::ProofPolicy;
-use serde::Deserialize;
 use std::fmt;
 
 /// A configuration error: the dotted key and what is wrong with it.
@@ -29,8 +29,7 @@ fn err<T>(key: &str, message: impl Into<String>) -> Result<T, ConfigError> {
 }
 
 /// Per-route policy (SPEC §2 `routes`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoutePolicy {
     /// A proof is required; a token, if sent, must be bound to it.
     Required,
@@ -48,8 +47,7 @@ pub struct RouteRule {
     pub policy: RoutePolicy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyMode {
     Upstream,
     Keys,
@@ -69,8 +67,7 @@ pub struct AccessTokenConfig {
     pub payload_key: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnError {
     Deny,
     Allow,
@@ -115,10 +112,47 @@ pub struct Config {
     pub nonce: Option<NonceConfig>,
 }
 
-// ---- raw (serde) shapes: every object denies unknown fields ----
+// ---- raw shapes, read from the JSON by hand so every error names its dotted key ----
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+/// Every key the parser accepts, dotted (`routes[]` elements as `routes[].prefix`). The parser
+/// refuses anything else; the README test checks each one is documented.
+pub const KEYS: &[&str] = &[
+    "enabled",
+    "required",
+    "proof_ttl",
+    "clock_skew",
+    "algorithms",
+    "max_proof_bytes",
+    "require_ath",
+    "public_origin",
+    "trust_forwarded_proto",
+    "problem_base_uri",
+    "forward_jkt_header",
+    "routes",
+    "routes[].prefix",
+    "routes[].policy",
+    "access_token",
+    "access_token.verify",
+    "access_token.hs256_secret",
+    "access_token.jwks",
+    "access_token.issuer",
+    "access_token.audiences",
+    "access_token.metadata_namespace",
+    "access_token.payload_key",
+    "replay",
+    "replay.store",
+    "replay.capacity",
+    "replay.cluster",
+    "replay.authority",
+    "replay.path",
+    "replay.timeout_ms",
+    "replay.on_error",
+    "nonce",
+    "nonce.secret",
+    "nonce.rotation_seconds",
+];
+
+#[derive(Default)]
 struct RawConfig {
     enabled: Option<bool>,
     required: Option<bool>,
@@ -137,35 +171,30 @@ struct RawConfig {
     nonce: Option<RawNonce>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRoute {
     prefix: String,
     policy: RoutePolicy,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawAccessToken {
     verify: Option<VerifyMode>,
     hs256_secret: Option<String>,
-    jwks: Option<serde_json::Value>,
+    jwks: Option<Object>,
     issuer: Option<String>,
     audiences: Option<Vec<String>>,
     metadata_namespace: Option<String>,
     payload_key: Option<String>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum StoreKind {
     Local,
     Remote,
     Off,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawReplay {
     store: Option<StoreKind>,
     capacity: Option<u64>,
@@ -176,11 +205,270 @@ struct RawReplay {
     on_error: Option<OnError>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawNonce {
     secret: String,
     rotation_seconds: Option<i64>,
+}
+
+/// One JSON object of the configuration, with the dotted path used in error messages.
+struct Section<'a> {
+    obj: &'a Object,
+    path: String,
+}
+
+impl<'a> Section<'a> {
+    fn key(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+
+    /// Refuses members outside `allowed` (the first one found is named).
+    fn only(&self, allowed: &[&str]) -> Result<(), ConfigError> {
+        match self
+            .obj
+            .0
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.as_str()))
+        {
+            None => Ok(()),
+            Some((k, _)) => err(
+                &self.key(k),
+                format!("unknown key (expected one of: {})", allowed.join(", ")),
+            ),
+        }
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        match self.obj.get(name) {
+            None => Ok(None),
+            Some(Json::Bool(b)) => Ok(Some(*b)),
+            Some(_) => err(&self.key(name), "must be true or false"),
+        }
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>, ConfigError> {
+        match self.obj.get(name) {
+            None => Ok(None),
+            Some(Json::Int(i)) => Ok(Some(*i)),
+            Some(_) => err(&self.key(name), "must be an integer"),
+        }
+    }
+
+    fn uint(&self, name: &str) -> Result<Option<u64>, ConfigError> {
+        match self.int(name)? {
+            None => Ok(None),
+            Some(i) => u64::try_from(i)
+                .map(Some)
+                .or_else(|_| err(&self.key(name), "must not be negative")),
+        }
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        match self.obj.get(name) {
+            None => Ok(None),
+            Some(Json::Str(v)) => Ok(Some(v.clone())),
+            Some(_) => err(&self.key(name), "must be a string"),
+        }
+    }
+
+    fn strings(&self, name: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.obj.get(name) {
+            None => Ok(None),
+            Some(Json::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Json::Str(v) => Ok(v.clone()),
+                    _ => err(&format!("{}[{i}]", self.key(name)), "must be a string"),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => err(&self.key(name), "must be an array of strings"),
+        }
+    }
+
+    fn section(&self, name: &str) -> Result<Option<Section<'a>>, ConfigError> {
+        match self.obj.get(name) {
+            None => Ok(None),
+            Some(Json::Object(o)) => Ok(Some(Section {
+                obj: o,
+                path: self.key(name),
+            })),
+            Some(_) => err(&self.key(name), "must be an object"),
+        }
+    }
+
+    /// A string that must be one of `choices`.
+    fn choice<T: Copy>(&self, name: &str, choices: &[(&str, T)]) -> Result<Option<T>, ConfigError> {
+        let Some(v) = self.string(name)? else {
+            return Ok(None);
+        };
+        match choices.iter().find(|(n, _)| *n == v) {
+            Some((_, t)) => Ok(Some(*t)),
+            None => {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                err(
+                    &self.key(name),
+                    format!(
+                        "unknown value {v:?} (expected one of: {})",
+                        names.join(", ")
+                    ),
+                )
+            }
+        }
+    }
+}
+
+fn suffixes(prefix: &str) -> Vec<&'static str> {
+    KEYS.iter()
+        .filter_map(|k| k.strip_prefix(prefix))
+        .filter(|k| !k.contains('.'))
+        .collect()
+}
+
+fn read_raw(root: &Section<'_>) -> Result<RawConfig, ConfigError> {
+    root.only(
+        &KEYS
+            .iter()
+            .copied()
+            .filter(|k| !k.contains(['.', '[']))
+            .collect::<Vec<_>>(),
+    )?;
+    let routes = match root.obj.get("routes") {
+        None => None,
+        Some(Json::Array(items)) => {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let Json::Object(o) = item else {
+                    return err(
+                        &format!("routes[{i}]"),
+                        "must be an object {\"prefix\": ..., \"policy\": ...}",
+                    );
+                };
+                let r = Section {
+                    obj: o,
+                    path: format!("routes[{i}]"),
+                };
+                r.only(&suffixes("routes[]."))?;
+                let prefix = r.string("prefix")?.ok_or(ConfigError {
+                    key: r.key("prefix"),
+                    message: "is required".into(),
+                })?;
+                let policy = r
+                    .choice(
+                        "policy",
+                        &[
+                            ("required", RoutePolicy::Required),
+                            ("optional", RoutePolicy::Optional),
+                            ("proof_only", RoutePolicy::ProofOnly),
+                            ("off", RoutePolicy::Off),
+                        ],
+                    )?
+                    .ok_or(ConfigError {
+                        key: r.key("policy"),
+                        message: "is required".into(),
+                    })?;
+                out.push(RawRoute { prefix, policy });
+            }
+            Some(out)
+        }
+        Some(_) => {
+            return err(
+                "routes",
+                "must be an array of {\"prefix\", \"policy\"} rules",
+            )
+        }
+    };
+    let access_token = match root.section("access_token")? {
+        None => None,
+        Some(a) => {
+            a.only(&suffixes("access_token."))?;
+            let jwks = match a.obj.get("jwks") {
+                None => None,
+                Some(Json::Object(o)) => Some(o.clone()),
+                Some(_) => {
+                    return err(
+                        "access_token.jwks",
+                        "must be a JWKS object {\"keys\": [...]}",
+                    )
+                }
+            };
+            Some(RawAccessToken {
+                verify: a.choice(
+                    "verify",
+                    &[
+                        ("upstream", VerifyMode::Upstream),
+                        ("keys", VerifyMode::Keys),
+                        ("jwt_authn", VerifyMode::JwtAuthn),
+                    ],
+                )?,
+                hs256_secret: a.string("hs256_secret")?,
+                jwks,
+                issuer: a.string("issuer")?,
+                audiences: a.strings("audiences")?,
+                metadata_namespace: a.string("metadata_namespace")?,
+                payload_key: a.string("payload_key")?,
+            })
+        }
+    };
+    let replay = match root.section("replay")? {
+        None => None,
+        Some(r) => {
+            r.only(&suffixes("replay."))?;
+            Some(RawReplay {
+                store: r.choice(
+                    "store",
+                    &[
+                        ("local", StoreKind::Local),
+                        ("remote", StoreKind::Remote),
+                        ("off", StoreKind::Off),
+                    ],
+                )?,
+                capacity: r.uint("capacity")?,
+                cluster: r.string("cluster")?,
+                authority: r.string("authority")?,
+                path: r.string("path")?,
+                timeout_ms: r.uint("timeout_ms")?,
+                on_error: r.choice(
+                    "on_error",
+                    &[("deny", OnError::Deny), ("allow", OnError::Allow)],
+                )?,
+            })
+        }
+    };
+    let nonce = match root.section("nonce")? {
+        None => None,
+        Some(n) => {
+            n.only(&suffixes("nonce."))?;
+            Some(RawNonce {
+                secret: n.string("secret")?.ok_or(ConfigError {
+                    key: "nonce.secret".into(),
+                    message: "is required".into(),
+                })?,
+                rotation_seconds: n.int("rotation_seconds")?,
+            })
+        }
+    };
+    Ok(RawConfig {
+        enabled: root.bool("enabled")?,
+        required: root.bool("required")?,
+        proof_ttl: root.int("proof_ttl")?,
+        clock_skew: root.int("clock_skew")?,
+        algorithms: root.strings("algorithms")?,
+        max_proof_bytes: root.uint("max_proof_bytes")?,
+        require_ath: root.bool("require_ath")?,
+        public_origin: root.string("public_origin")?,
+        trust_forwarded_proto: root.bool("trust_forwarded_proto")?,
+        problem_base_uri: root.string("problem_base_uri")?,
+        forward_jkt_header: root.string("forward_jkt_header")?,
+        routes,
+        access_token,
+        replay,
+        nonce,
+    })
 }
 
 pub const DEFAULT_PROBLEM_BASE_URI: &str = "https://arcp.0x001.tech/docs/problems";
@@ -214,24 +502,16 @@ impl Config {
         let raw: RawConfig = if bytes.iter().all(u8::is_ascii_whitespace) {
             RawConfig::default()
         } else {
-            // serde also accepts a struct written as an array; the contract is an object.
-            if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-                return err("(top level)", "configuration must be a JSON object");
-            }
-            let de = &mut serde_json::Deserializer::from_slice(bytes);
-            let raw = serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                let key = if path == "." || path == "?" {
-                    "(top level)".to_owned()
-                } else {
-                    path
-                };
-                ConfigError {
-                    key,
-                    message: e.inner().to_string(),
-                }
-            })?;
-            raw
+            // strict JSON: duplicate keys are refused, like everywhere else in this filter
+            let object = match serde_json::from_slice::<Json>(bytes) {
+                Ok(Json::Object(o)) => o,
+                Ok(_) => return err("(top level)", "configuration must be a JSON object"),
+                Err(e) => return err("(top level)", format!("invalid JSON: {e}")),
+            };
+            read_raw(&Section {
+                obj: &object,
+                path: String::new(),
+            })?
         };
         Config::validate(raw)
     }
@@ -402,25 +682,26 @@ fn access_token(raw: RawAccessToken) -> Result<AccessTokenConfig, ConfigError> {
         Some(s) => Some(s.into_bytes()),
     };
     let mut jwks = Vec::new();
-    if let Some(v) = raw.jwks {
-        let keys = v
-            .get("keys")
-            .and_then(|k| k.as_array())
-            .ok_or(ConfigError {
-                key: "access_token.jwks".into(),
-                message: "must be a JWKS object {\"keys\": [...]}".into(),
-            })?;
+    if let Some(set) = raw.jwks {
+        let keys = match set.get("keys") {
+            Some(Json::Array(keys)) => keys,
+            _ => {
+                return err(
+                    "access_token.jwks",
+                    "must be a JWKS object {\"keys\": [...]}",
+                )
+            }
+        };
         for (i, k) in keys.iter().enumerate() {
             let key = format!("access_token.jwks.keys[{i}]");
-            let text = serde_json::to_vec(k).map_err(|e| ConfigError {
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
-            let jwk = PublicJwk::from_json(&text).map_err(|e| ConfigError {
+            let Json::Object(o) = k else {
+                return err(&key, "must be a JWK object");
+            };
+            let jwk = PublicJwk::from_object(o).map_err(|e| ConfigError {
                 key: key.clone(),
                 message: format!("not a usable public key ({e:?})"),
             })?;
-            let kid = k.get("kid").and_then(|v| v.as_str()).map(str::to_owned);
+            let kid = o.str("kid").ok().flatten().map(str::to_owned);
             jwks.push((kid, jwk));
         }
     }
