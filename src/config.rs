@@ -21,6 +21,9 @@ impl fmt::Display for ConfigError {
     }
 }
 
+// Config parsing runs once per VM: keep it small rather than fast (wasm size).
+#[cold]
+#[inline(never)]
 fn err<T>(key: &str, message: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError {
         key: key.to_owned(),
@@ -217,6 +220,7 @@ struct Section<'a> {
 }
 
 impl<'a> Section<'a> {
+    #[inline(never)]
     fn key(&self, name: &str) -> String {
         if self.path.is_empty() {
             name.to_owned()
@@ -226,6 +230,7 @@ impl<'a> Section<'a> {
     }
 
     /// Refuses members outside `allowed` (the first one found is named).
+    #[inline(never)]
     fn only(&self, allowed: &[&str]) -> Result<(), ConfigError> {
         match self
             .obj
@@ -241,6 +246,7 @@ impl<'a> Section<'a> {
         }
     }
 
+    #[inline(never)]
     fn bool(&self, name: &str) -> Result<Option<bool>, ConfigError> {
         match self.obj.get(name) {
             None => Ok(None),
@@ -249,6 +255,7 @@ impl<'a> Section<'a> {
         }
     }
 
+    #[inline(never)]
     fn int(&self, name: &str) -> Result<Option<i64>, ConfigError> {
         match self.obj.get(name) {
             None => Ok(None),
@@ -257,6 +264,7 @@ impl<'a> Section<'a> {
         }
     }
 
+    #[inline(never)]
     fn uint(&self, name: &str) -> Result<Option<u64>, ConfigError> {
         match self.int(name)? {
             None => Ok(None),
@@ -266,6 +274,7 @@ impl<'a> Section<'a> {
         }
     }
 
+    #[inline(never)]
     fn string(&self, name: &str) -> Result<Option<String>, ConfigError> {
         match self.obj.get(name) {
             None => Ok(None),
@@ -274,6 +283,7 @@ impl<'a> Section<'a> {
         }
     }
 
+    #[inline(never)]
     fn strings(&self, name: &str) -> Result<Option<Vec<String>>, ConfigError> {
         match self.obj.get(name) {
             None => Ok(None),
@@ -290,6 +300,7 @@ impl<'a> Section<'a> {
         }
     }
 
+    #[inline(never)]
     fn section(&self, name: &str) -> Result<Option<Section<'a>>, ConfigError> {
         match self.obj.get(name) {
             None => Ok(None),
@@ -302,6 +313,7 @@ impl<'a> Section<'a> {
     }
 
     /// A string that must be one of `choices`.
+    #[inline(never)]
     fn choice<T: Copy>(&self, name: &str, choices: &[(&str, T)]) -> Result<Option<T>, ConfigError> {
         let Some(v) = self.string(name)? else {
             return Ok(None);

@@ -32,7 +32,7 @@ pub enum PublicJwk {
     P256 {
         x: [u8; 32],
         y: [u8; 32],
-        key: p256::ecdsa::VerifyingKey,
+        key: super::p256_fast::P256VerifyingKey,
     },
     #[cfg(feature = "es384")]
     P384 {
@@ -100,10 +100,8 @@ impl PublicJwk {
             (Some("EC"), Some("P-256")) => {
                 let x = fixed::<32>(o, "x")?;
                 let y = fixed::<32>(o, "y")?;
-                let point =
-                    p256::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
-                let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point)
-                    .map_err(|_| JwkError::Invalid)?;
+                let key = super::p256_fast::P256VerifyingKey::from_affine(&x, &y)
+                    .ok_or(JwkError::Invalid)?;
                 Ok(PublicJwk::P256 { x, y, key })
             }
             #[cfg(feature = "es384")]
@@ -200,7 +198,6 @@ impl PublicJwk {
     /// Verifies a JWS signature. The caller has already checked the algorithm allow-list;
     /// a key/alg mismatch is still refused here so no path can skip it.
     pub fn verify(&self, alg: Alg, signing_input: &[u8], sig: &[u8]) -> bool {
-        use signature_compat::*;
         match (self, alg) {
             (PublicJwk::Ed25519 { key, .. }, Alg::EdDSA) => {
                 let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
@@ -208,14 +205,10 @@ impl PublicJwk {
                 };
                 key.verify_strict(signing_input, &sig).is_ok()
             }
-            (PublicJwk::P256 { key, .. }, Alg::ES256) => {
-                let Ok(sig) = p256::ecdsa::Signature::from_slice(sig) else {
-                    return false;
-                };
-                key.verify(signing_input, &sig).is_ok()
-            }
+            (PublicJwk::P256 { key, .. }, Alg::ES256) => key.verify_sha256(signing_input, sig),
             #[cfg(feature = "es384")]
             (PublicJwk::P384 { key, .. }, Alg::ES384) => {
+                use p384::ecdsa::signature::Verifier as _;
                 let Ok(sig) = p384::ecdsa::Signature::from_slice(sig) else {
                     return false;
                 };
@@ -233,11 +226,6 @@ impl PublicJwk {
             _ => false,
         }
     }
-}
-
-/// Keeps the `Verifier` trait import local (p256 and p384 re-export the same trait).
-mod signature_compat {
-    pub use p256::ecdsa::signature::Verifier;
 }
 
 /// Reads a JWK that must be an object member of a JOSE header.

@@ -1,1 +1,0 @@
-//! (placeholder, being written) Fast variable-time P-256 ECDSA verification for wasm32.
