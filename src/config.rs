@@ -222,8 +222,19 @@ struct Section<'a> {
 impl<'a> Section<'a> {
     #[inline(never)]
     fn key(&self, name: &str) -> String {
-        if self.path.is_empty() {
+        // A client-chosen key name goes into a log line: quote and escape anything that is not
+        // a plain identifier (empty names, dots, control characters).
+        let plain = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let name = if plain {
             name.to_owned()
+        } else {
+            format!("{name:?}")
+        };
+        if self.path.is_empty() {
+            name
         } else {
             format!("{}.{name}", self.path)
         }
@@ -886,6 +897,8 @@ mod tests {
             (r#"{"nonce": {"secret": "x"}}"#, "nonce.secret"),
             (r#"[1]"#, "(top level)"),
             (r#"{"enabled": true"#, "(top level)"),
+            (r#"{"": {"store": "nse"}}"#, "\"\""),
+            (r#"{"replay": {"a\u0000b": 1}}"#, "replay.\"a\\0b\""),
         ];
         for (input, key) in cases {
             let e = Config::parse(input.as_bytes()).unwrap_err();
