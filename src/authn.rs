@@ -44,6 +44,29 @@ pub enum Decision {
     Deny(DenyReason),
 }
 
+/// The request's target URI for the `htu` check: `public_origin` + path when configured, else
+/// `:scheme` (or the first `x-forwarded-proto` value, only when `trust_forwarded_proto`) +
+/// `:authority` + path.
+pub fn target_uri(
+    cfg: &Config,
+    scheme: Option<&str>,
+    forwarded_proto: Option<&str>,
+    authority: &str,
+    path: &str,
+) -> String {
+    if let Some(origin) = &cfg.public_origin {
+        return format!("{origin}{path}");
+    }
+    let forwarded = forwarded_proto
+        .filter(|_| cfg.trust_forwarded_proto)
+        .and_then(|p| p.split(',').next())
+        .map(|p| p.trim().to_ascii_lowercase());
+    match forwarded {
+        Some(scheme) => format!("{scheme}://{authority}{path}"),
+        None => format!("{}://{authority}{path}", scheme.unwrap_or("http")),
+    }
+}
+
 /// Path without query or fragment (route matching, problem `instance`).
 pub fn path_only(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or(path)

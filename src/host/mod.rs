@@ -253,27 +253,6 @@ impl Filter {
         self.stage = Stage::Done;
     }
 
-    fn target_uri(&self, path: &str) -> String {
-        let cfg = &self.shared.cfg;
-        if let Some(origin) = &cfg.public_origin {
-            return format!("{origin}{path}");
-        }
-        let mut scheme = self
-            .get_http_request_header(":scheme")
-            .unwrap_or_else(|| "http".to_owned());
-        if cfg.trust_forwarded_proto {
-            if let Some(p) = self.get_http_request_header("x-forwarded-proto") {
-                if let Some(first) = p.split(',').next() {
-                    scheme = first.trim().to_ascii_lowercase();
-                }
-            }
-        }
-        let authority = self
-            .get_http_request_header(":authority")
-            .unwrap_or_default();
-        format!("{scheme}://{authority}{path}")
-    }
-
     fn jwt_authn_view(&self) -> JwtAuthnView {
         let at = &self.shared.cfg.access_token;
         let base = [
@@ -392,12 +371,16 @@ impl HttpContext for Filter {
         let mut method = "";
         let mut path = "/";
         let mut request_id = None;
+        let (mut scheme, mut authority, mut forwarded_proto) = (None, "", None);
         let mut dpop: Vec<&str> = Vec::new();
         let mut authorization: Vec<&str> = Vec::new();
         for (k, v) in &headers {
             match k.as_str() {
                 ":method" => method = v,
                 ":path" => path = v,
+                ":scheme" => scheme = Some(v.as_str()),
+                ":authority" => authority = v,
+                "x-forwarded-proto" if forwarded_proto.is_none() => forwarded_proto = Some(v.as_str()),
                 "x-request-id" => request_id = Some(v.as_str()),
                 "dpop" => dpop.push(v),
                 "authorization" => authorization.push(v),
@@ -406,7 +389,8 @@ impl HttpContext for Filter {
         }
         let now = now_secs();
         let path_no_query = authn::path_only(path);
-        let uri = self.target_uri(path_no_query);
+        // every fact comes from the one header read above: no further hostcalls
+        let uri = authn::target_uri(cfg, scheme, forwarded_proto, authority, path_no_query);
         let jwt_view =
             (cfg.access_token.verify == VerifyMode::JwtAuthn).then(|| self.jwt_authn_view());
         let req = Request {
