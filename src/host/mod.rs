@@ -380,7 +380,9 @@ impl HttpContext for Filter {
                 ":path" => path = v,
                 ":scheme" => scheme = Some(v.as_str()),
                 ":authority" => authority = v,
-                "x-forwarded-proto" if forwarded_proto.is_none() => forwarded_proto = Some(v.as_str()),
+                "x-forwarded-proto" if forwarded_proto.is_none() => {
+                    forwarded_proto = Some(v.as_str())
+                }
                 "x-request-id" => request_id = Some(v.as_str()),
                 "dpop" => dpop.push(v),
                 "authorization" => authorization.push(v),
