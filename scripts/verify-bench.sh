@@ -7,23 +7,27 @@ ENVOY=${ENVOY:-.venv/bin/envoy}
 DPOP=target/release/dpop
 ITER=${ITER:-300}
 out=target/bench; mkdir -p $out
+if [ -n "${VB_INPUT:-}" ]; then
+  cp "$VB_INPUT" $out/verify-input.json
+else
 now=$(date +%s)
-cases=()
-for alg in EdDSA ES256 ES384 RS256 PS256; do
-  kalg=$alg; [ $alg = PS256 ] && kalg=RS256
-  $DPOP keygen --alg $kalg > $out/key-$alg.json
-  p=$($DPOP proof --key $out/key-$alg.json --alg $alg --htm GET --htu https://api.example.com/bench --iat $now)
-  cases+=("{\"alg\":\"$alg\",\"proof\":\"$p\",\"htm\":\"GET\",\"htu\":\"https://api.example.com/bench\"}")
-done
-input="{\"iterations\":$ITER,\"now\":$now,\"cases\":[$(IFS=,; echo "${cases[*]}")]}"
-echo "$input" > $out/verify-input.json
+  cases=()
+  for alg in EdDSA ES256 ES384 RS256 PS256; do
+    kalg=$alg; [ $alg = PS256 ] && kalg=RS256
+    $DPOP keygen --alg $kalg > $out/key-$alg.json
+    p=$($DPOP proof --key $out/key-$alg.json --alg $alg --htm GET --htu https://api.example.com/bench --iat $now)
+    cases+=("{\"alg\":\"$alg\",\"proof\":\"$p\",\"htm\":\"GET\",\"htu\":\"https://api.example.com/bench\"}")
+  done
+  input="{\"iterations\":$ITER,\"now\":$now,\"cases\":[$(IFS=,; echo "${cases[*]}")]}"
+  echo "$input" > $out/verify-input.json
+fi
 
 cargo build --release -q -p verify-bench --bin verify-bench
-cargo build --release -q -p verify-bench --lib --target wasm32-wasip1
+[ -n "${VB_WASM:-}" ] || cargo build --release -q -p verify-bench --lib --target wasm32-wasip1
 target/release/verify-bench < $out/verify-input.json
 
 python3 - "$out" <<'PY'
-import json, sys
+import json, os, sys
 out = sys.argv[1]
 value = open(f"{out}/verify-input.json").read().strip()
 cfg = {
@@ -31,7 +35,7 @@ cfg = {
   "bootstrap_extensions": [{"name": "envoy.bootstrap.wasm", "typed_config": {
     "@type": "type.googleapis.com/envoy.extensions.wasm.v3.WasmService", "singleton": True,
     "config": {"name": "verify_bench", "vm_config": {"runtime": "envoy.wasm.runtime.v8",
-      "code": {"local": {"filename": "target/wasm32-wasip1/release/verify_bench.wasm"}}},
+      "code": {"local": {"filename": os.environ.get("VB_WASM", "target/wasm32-wasip1/release/verify_bench.wasm")}}},
       "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value}}}}],
 }
 json.dump(cfg, open(f"{out}/verify-bench-envoy.json", "w"))

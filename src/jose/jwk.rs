@@ -27,7 +27,7 @@ pub enum JwkError {
 pub enum PublicJwk {
     Ed25519 {
         x: [u8; 32],
-        key: ed25519_dalek::VerifyingKey,
+        key: super::ed25519_fast::Ed25519VerifyingKey,
     },
     P256 {
         x: [u8; 32],
@@ -93,8 +93,8 @@ impl PublicJwk {
         match (kty, crv()) {
             (Some("OKP"), Some("Ed25519")) => {
                 let x = fixed::<32>(o, "x")?;
-                let key =
-                    ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| JwkError::Invalid)?;
+                let key = super::ed25519_fast::Ed25519VerifyingKey::from_bytes(&x)
+                    .ok_or(JwkError::Invalid)?;
                 Ok(PublicJwk::Ed25519 { x, key })
             }
             (Some("EC"), Some("P-256")) => {
@@ -199,12 +199,7 @@ impl PublicJwk {
     /// a key/alg mismatch is still refused here so no path can skip it.
     pub fn verify(&self, alg: Alg, signing_input: &[u8], sig: &[u8]) -> bool {
         match (self, alg) {
-            (PublicJwk::Ed25519 { key, .. }, Alg::EdDSA) => {
-                let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
-                    return false;
-                };
-                key.verify_strict(signing_input, &sig).is_ok()
-            }
+            (PublicJwk::Ed25519 { key, .. }, Alg::EdDSA) => key.verify(signing_input, sig),
             (PublicJwk::P256 { key, .. }, Alg::ES256) => key.verify_sha256(signing_input, sig),
             #[cfg(feature = "es384")]
             (PublicJwk::P384 { key, .. }, Alg::ES384) => {

@@ -1,5 +1,6 @@
 //! A small, closed JOSE layer: compact JWS, public JWKs, the algorithms we verify.
 pub mod alg;
+pub mod ed25519_fast;
 pub mod jwk;
 pub mod jws;
 pub mod p256_fast;

@@ -92,6 +92,221 @@ pub fn run(input: &Input, clock_ns: &dyn Fn() -> u64) -> Vec<(String, Result<f64
         .collect()
 }
 
+/// The filter's real path: `verify_proof_cached` with a warm key cache (a client reuses its
+/// key), split into the signature check alone and everything else.
+pub fn run_cached(input: &Input, clock_ns: &dyn Fn() -> u64) -> Vec<(String, Result<f64, String>)> {
+    use dpop_guard::proof::{check_header, verify_proof_cached, KeyCache};
+    let policy = ProofPolicy {
+        algorithms: Alg::ALL.into_iter().collect::<AlgSet>(),
+        ..ProofPolicy::default()
+    };
+    let n = input.iterations.max(1);
+    let per = |ns: u64| ns as f64 / 1000.0 / f64::from(n);
+    let mut out = Vec::new();
+    for c in &input.cases {
+        let facts = RequestFacts {
+            method: &c.htm,
+            uri: &c.htu,
+            access_token: None,
+            now: input.now,
+        };
+        let mut cache = KeyCache::new(16);
+        if verify_proof_cached(&c.proof, &facts, &policy, &mut cache).is_err() {
+            out.push((
+                format!("{} cached", c.alg),
+                Err("does not verify".to_owned()),
+            ));
+            continue;
+        }
+        let start = clock_ns();
+        for _ in 0..n {
+            let _ = std::hint::black_box(verify_proof_cached(
+                std::hint::black_box(&c.proof),
+                &facts,
+                &policy,
+                &mut cache,
+            ));
+        }
+        let total = per(clock_ns().saturating_sub(start));
+        out.push((format!("{} cached (whole check)", c.alg), Ok(total)));
+        let Ok((h, p, s)) = dpop_guard::jose::jws::split(&c.proof, 8192) else {
+            continue;
+        };
+        let header = dpop_guard::b64::decode(h)
+            .and_then(|b| dpop_guard::json::parse_object(&b))
+            .and_then(|o| check_header(&o, &policy).ok());
+        let (Some(header), Some(sig)) = (header, dpop_guard::b64::decode(s)) else {
+            continue;
+        };
+        let input_len = h.len() + 1 + p.len();
+        let signing_input = c.proof.get(..input_len).unwrap_or("").as_bytes();
+        let start = clock_ns();
+        for _ in 0..n {
+            let _ = std::hint::black_box(header.jwk.verify(
+                header.alg,
+                std::hint::black_box(signing_input),
+                &sig,
+            ));
+        }
+        let sig_us = per(clock_ns().saturating_sub(start));
+        out.push((format!("{} cached: signature only", c.alg), Ok(sig_us)));
+        out.push((
+            format!("{} cached: all but signature", c.alg),
+            Ok(total - sig_us),
+        ));
+    }
+    out
+}
+
+/// Cases of one algorithm in rotation through one shared key cache: every verification
+/// sees a different proof (fresh R, s, jti), as in a load test, instead of the same one.
+pub fn run_rotation(
+    input: &Input,
+    clock_ns: &dyn Fn() -> u64,
+) -> Vec<(String, Result<f64, String>)> {
+    use dpop_guard::proof::{verify_proof_cached, KeyCache};
+    let policy = ProofPolicy {
+        algorithms: Alg::ALL.into_iter().collect::<AlgSet>(),
+        ..ProofPolicy::default()
+    };
+    let mut algs: Vec<&str> = input.cases.iter().map(|c| c.alg.as_str()).collect();
+    algs.dedup();
+    let mut out = Vec::new();
+    for alg in algs {
+        let cases: Vec<&Case> = input.cases.iter().filter(|c| c.alg == alg).collect();
+        if cases.len() < 2 {
+            continue;
+        }
+        let mut cache = KeyCache::new(16);
+        let run = |c: &Case, cache: &mut KeyCache| {
+            let facts = RequestFacts {
+                method: &c.htm,
+                uri: &c.htu,
+                access_token: None,
+                now: input.now,
+            };
+            verify_proof_cached(std::hint::black_box(&c.proof), &facts, &policy, cache).is_ok()
+        };
+        for c in &cases {
+            run(c, &mut cache);
+            run(c, &mut cache);
+        }
+        let n = (input.iterations as usize).max(cases.len() * 10);
+        let start = clock_ns();
+        let mut ok = 0usize;
+        for i in 0..n {
+            if let Some(c) = cases.get(i % cases.len()) {
+                ok += usize::from(run(c, &mut cache));
+            }
+        }
+        let ns = clock_ns().saturating_sub(start);
+        out.push((
+            format!("{alg} rotation of {} proofs ({ok}/{n} ok)", cases.len()),
+            Ok(ns as f64 / 1000.0 / n as f64),
+        ));
+        // the signature check alone, same rotation
+        let parts: Vec<_> = cases
+            .iter()
+            .filter_map(|c| {
+                let (h, p, s) = dpop_guard::jose::jws::split(&c.proof, 8192).ok()?;
+                let header = dpop_guard::b64::decode(h)
+                    .and_then(|b| dpop_guard::json::parse_object(&b))
+                    .and_then(|o| dpop_guard::proof::check_header(&o, &policy).ok())?;
+                let sig = dpop_guard::b64::decode(s)?;
+                Some((
+                    header,
+                    c.proof.get(..h.len() + 1 + p.len())?.as_bytes().to_vec(),
+                    sig,
+                ))
+            })
+            .collect();
+        if let Some((h0, _, _)) = parts.first() {
+            for (_, m, s) in &parts {
+                h0.jwk.verify(h0.alg, m, s);
+            }
+            let start = clock_ns();
+            let mut ok = 0usize;
+            for i in 0..n {
+                if let Some((_, m, s)) = parts.get(i % parts.len()) {
+                    ok += usize::from(h0.jwk.verify(h0.alg, std::hint::black_box(m), s));
+                }
+            }
+            let ns = clock_ns().saturating_sub(start);
+            out.push((
+                format!("{alg} rotation, signature only ({ok}/{n} ok)"),
+                Ok(ns as f64 / 1000.0 / n as f64),
+            ));
+        }
+    }
+    out
+}
+
+/// Costs of the Ed25519 building blocks (field multiplication, squaring, point decoding,
+/// SHA-512 of a typical proof) — what the verification is made of.
+pub fn run_ed25519_parts(clock_ns: &dyn Fn() -> u64) -> Vec<(String, Result<f64, String>)> {
+    use dpop_guard::jose::ed25519_fast::internals::{decompress, Fe};
+    use std::hint::black_box;
+    let mut out = Vec::new();
+    let mut time = |name: &str, n: u32, f: &mut dyn FnMut()| {
+        let start = clock_ns();
+        for _ in 0..n {
+            f();
+        }
+        let ns = clock_ns().saturating_sub(start);
+        out.push((
+            format!("ed25519 part {name}"),
+            Ok(ns as f64 / 1000.0 / f64::from(n)),
+        ));
+    };
+    let mut a = Fe::from_bytes(&[7u8; 32]);
+    let b = Fe::from_bytes(&[9u8; 32]);
+    time("fe mul x1000", 200, &mut || {
+        for _ in 0..1000 {
+            a = black_box(a.mul(&b));
+        }
+    });
+    time("fe square x1000", 200, &mut || {
+        for _ in 0..1000 {
+            a = black_box(a.square());
+        }
+    });
+    // the base point's encoding: 0x58 followed by 0x66 bytes
+    let mut enc = [0x66u8; 32];
+    enc[0] = 0x58;
+    time("decompress", 2000, &mut || {
+        let _ = black_box(decompress(black_box(&enc)));
+    });
+    let wide = [0x5au8; 64];
+    time("scalar reduce wide", 2000, &mut || {
+        let _ = black_box(curve25519_dalek::Scalar::from_bytes_mod_order_wide(
+            black_box(&wide),
+        ));
+    });
+    let mut sb = [0x5au8; 32];
+    sb[31] = 0x0a;
+    time("scalar from_canonical", 2000, &mut || {
+        let _ = black_box(curve25519_dalek::Scalar::from_canonical_bytes(black_box(
+            sb,
+        )));
+    });
+    time("signed digits w8 + w5", 2000, &mut || {
+        let _ = black_box(dpop_guard::jose::ed25519_fast::internals::signed_digits(
+            black_box(&sb),
+            8,
+        ));
+        let _ = black_box(dpop_guard::jose::ed25519_fast::internals::signed_digits(
+            black_box(&sb),
+            5,
+        ));
+    });
+    let msg = [0x41u8; 400];
+    time("sha512 464 bytes", 2000, &mut || {
+        use sha2::Digest;
+        let _ = black_box(sha2::Sha512::digest(black_box(&msg[..])));
+    });
+    out
+}
+
 pub fn report(results: &[(String, Result<f64, String>)], env: &str) -> String {
     results
         .iter()
@@ -125,7 +340,11 @@ mod wasm {
             };
             match super::parse_input(&cfg) {
                 Ok(input) => {
-                    let out = super::report(&super::run(&input, &clock), "wasm-v8");
+                    let mut results = super::run(&input, &clock);
+                    results.extend(super::run_cached(&input, &clock));
+                    results.extend(super::run_ed25519_parts(&clock));
+                    results.extend(super::run_rotation(&input, &clock));
+                    let out = super::report(&results, "wasm-v8");
                     for line in out.lines() {
                         let _ = proxy_wasm::hostcalls::log(LogLevel::Warn, line);
                     }

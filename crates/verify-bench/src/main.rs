@@ -17,8 +17,9 @@ fn main() {
     };
     let t0 = Instant::now();
     let clock = move || t0.elapsed().as_nanos() as u64;
-    println!(
-        "{}",
-        verify_bench::report(&verify_bench::run(&input, &clock), "native")
-    );
+    let mut results = verify_bench::run(&input, &clock);
+    results.extend(verify_bench::run_cached(&input, &clock));
+    results.extend(verify_bench::run_ed25519_parts(&clock));
+    results.extend(verify_bench::run_rotation(&input, &clock));
+    println!("{}", verify_bench::report(&results, "native"));
 }

@@ -1,0 +1,449 @@
+//! Fast variable-time Ed25519 verification (EdDSA, RFC 8032) for wasm32, with the exact
+//! acceptance rules of ed25519-dalek's `verify_strict`:
+//!
+//! - s must be canonical (s < ℓ);
+//! - R must be the canonical encoding of a point that is not of small order;
+//! - A (the key) must not be of small order (non-canonical key encodings are accepted, and
+//!   hashed as sent, as ed25519-dalek does);
+//! - cofactorless equation: [s]B − [k]A = R, k = SHA-512(R ‖ A ‖ M) mod ℓ.
+//!
+//! Verification handles only public data, so the code is variable time. Design:
+//!
+//! - field: ten 25.5-bit limbs (ref10), products in i64 ([`field`]);
+//! - no doublings for [s]B: a per-VM table of j·256^i·B (32 rows × 128 affine points,
+//!   480 KiB, built once: [`warm_up`]) and signed radix-256 digits: 32 additions;
+//! - a key verified a second time is *prepared* (once, kept in the key): a comb table of
+//!   j·32^(4q)·A (13 rows × 16 affine points, 25 KiB), so [k]A is 52 additions and 15
+//!   doublings instead of ~253 doublings; a one-shot key takes the wNAF path;
+//! - R is compared projectively with the decoded R (no inversion); decoding R is the one
+//!   exponentiation per verification; R's small order is checked on its canonical y.
+
+mod field;
+mod point;
+
+use curve25519_dalek::scalar::Scalar;
+use field::{Fe, BASE_X, BASE_Y, D};
+use point::{batch_to_niels, Ext, Niels, PNiels, Proj};
+use sha2::{Digest, Sha512};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+/// Window of the base-point table: digits in [−128, 128), one row per byte of s.
+const B_WINDOW: u32 = 8;
+/// Window and teeth of a prepared key's comb: 52 signed radix-32 digits, 13 rows of 16
+/// points (25 KiB): 52 additions and 15 doublings per verification.
+const A_WINDOW: u32 = 5;
+const A_TEETH: usize = 4;
+/// wNAF window of the one-shot path (odd multiples 1·A … 15·A).
+const NAF_WINDOW: u32 = 5;
+
+/// Fixed-base comb: rows q = 0..G, row q holds j·2^(w·t·q)·P for j = 1 … 2^(w−1).
+/// [d]P for a scalar written as n = G·t signed digits of w bits is then t rounds of
+/// G table additions separated by w doublings (Horner over the teeth).
+struct Comb {
+    window: u32,
+    teeth: usize,
+    rows: usize,
+    /// rows × 2^(w−1) points, row-major.
+    points: Vec<Niels>,
+}
+
+impl Comb {
+    fn entries(window: u32) -> usize {
+        1 << (window - 1)
+    }
+
+    fn build(p: &Ext, window: u32, teeth: usize) -> Option<Comb> {
+        let digits = 256usize.div_ceil(window as usize);
+        if teeth == 0 || !digits.is_multiple_of(teeth) {
+            return None;
+        }
+        let rows = digits / teeth;
+        let per = Comb::entries(window);
+        let mut ext = Vec::with_capacity(rows * per);
+        let mut base = *p;
+        for _ in 0..rows {
+            let base_n = base.to_pniels();
+            let mut m = base;
+            ext.push(m);
+            for _ in 1..per {
+                m = m.add_pniels(&base_n).to_ext();
+                ext.push(m);
+            }
+            // m = 2^(w−1)·base; the next row's base is 2^(w·t)·base
+            let mut next = m.double();
+            for _ in 0..(window as usize * teeth - window as usize) {
+                next = next.to_proj().double();
+            }
+            base = next.to_ext();
+        }
+        Some(Comb {
+            window,
+            teeth,
+            rows,
+            points: batch_to_niels(&ext)?,
+        })
+    }
+
+    /// acc + [sign·d]P for the scalar with `digits` (signed, base 2^w, least significant
+    /// first; exactly rows·teeth of them).
+    fn add_multiple(&self, acc: Ext, digits: &[i16], negate: bool) -> Ext {
+        let per = Comb::entries(self.window);
+        let mut acc = acc;
+        for r in (0..self.teeth).rev() {
+            if r + 1 < self.teeth {
+                let mut d = acc.double();
+                for _ in 1..self.window {
+                    d = d.to_proj().double();
+                }
+                acc = d.to_ext();
+            }
+            for q in 0..self.rows {
+                let digit = digits.get(q * self.teeth + r).copied().unwrap_or(0);
+                if digit == 0 {
+                    continue;
+                }
+                let idx = q * per + (digit.unsigned_abs() as usize - 1);
+                let Some(n) = self.points.get(idx) else {
+                    continue;
+                };
+                acc = acc.add_niels(&n.negate_if((digit < 0) != negate)).to_ext();
+            }
+        }
+        acc
+    }
+}
+
+/// Signed base-2^w digits of a scalar < 2^253 (little-endian bytes), least significant
+/// first, each in [−2^(w−1), 2^(w−1)); ⌈256/w⌉ of them. w ≤ 8.
+pub fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
+    let mut words = [0u64; 4];
+    for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        *w = u64::from_le_bytes(a);
+    }
+    let bit = |i: usize| -> i16 {
+        if i >= 256 {
+            return 0;
+        }
+        words
+            .get(i / 64)
+            .map_or(0, |w| ((w >> (i % 64)) & 1) as i16)
+    };
+    let n = 256usize.div_ceil(window as usize);
+    let half = 1i16 << (window - 1);
+    let mut out = [0i16; 64];
+    let mut carry = 0i16;
+    for (i, o) in out.iter_mut().enumerate().take(n) {
+        let start = i * window as usize;
+        let chunk = if 8 % window == 0 {
+            // the chunk lies within one byte
+            let byte = bytes.get(start / 8).copied().unwrap_or(0);
+            i16::from((byte >> (start % 8)) & ((1u16 << window) - 1) as u8)
+        } else {
+            let mut c = 0i16;
+            for b in (0..window as usize).rev() {
+                c = (c << 1) | bit(start + b);
+            }
+            c
+        };
+        let d = chunk + carry;
+        if d >= half {
+            *o = d - 2 * half;
+            carry = 1;
+        } else {
+            *o = d;
+            carry = 0;
+        }
+    }
+    out
+}
+
+/// Width-w non-adjacent form of a scalar < 2^253: 256 digits, zero or odd in
+/// (−2^(w−1), 2^(w−1)), least significant first.
+pub fn wnaf(bytes: &[u8; 32], window: u32) -> [i8; 256] {
+    let mut words = [0u64; 5];
+    for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        *w = u64::from_le_bytes(a);
+    }
+    let width = 1u64 << window;
+    let mask = width - 1;
+    let mut naf = [0i8; 256];
+    let mut pos = 0usize;
+    let mut carry = 0u64;
+    while pos < 256 {
+        let i = pos / 64;
+        let s = pos % 64;
+        let lo = words.get(i).copied().unwrap_or(0) >> s;
+        let hi = if s == 0 {
+            0
+        } else {
+            words.get(i + 1).copied().unwrap_or(0) << (64 - s)
+        };
+        let window_bits = carry + ((lo | hi) & mask);
+        if window_bits & 1 == 0 {
+            pos += 1;
+            continue;
+        }
+        if let Some(d) = naf.get_mut(pos) {
+            if window_bits < width / 2 {
+                carry = 0;
+                *d = window_bits as i8;
+            } else {
+                carry = 1;
+                *d = (window_bits as i64 - width as i64) as i8;
+            }
+        }
+        pos += window as usize;
+    }
+    naf
+}
+
+fn base_comb() -> Option<&'static Comb> {
+    static TABLE: OnceLock<Option<Comb>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            let b = Ext::from_affine(&BASE_X, &BASE_Y);
+            Comb::build(&b, B_WINDOW, 1)
+        })
+        .as_ref()
+}
+
+/// Builds the per-VM base-point table now (≈ 4k point additions), so that the first
+/// request does not pay for it.
+pub fn warm_up() {
+    let _ = base_comb();
+}
+
+/// A point decoded with ed25519-dalek's rules: the low 255 bits as y (values ≥ p taken
+/// mod p), x the root whose low bit is the sign bit (x = 0 with the sign bit set gives 0).
+pub fn decompress(bytes: &[u8; 32]) -> Option<(Fe, Fe)> {
+    let y = Fe::from_bytes(bytes).carry();
+    let yy = y.square();
+    let u = yy.sub(&Fe::ONE);
+    let v = yy.mul(&D).add(&Fe::ONE);
+    let mut x = Fe::sqrt_ratio(&u, &v)?;
+    let sign = bytes.get(31).is_some_and(|b| b >> 7 == 1);
+    if x.is_negative() != sign {
+        x = x.neg();
+    }
+    Some((x, y))
+}
+
+/// y < p for the low 255 bits (p = 2^255 − 19).
+pub fn is_canonical_y(bytes: &[u8; 32]) -> bool {
+    let mut b = *bytes;
+    if let Some(top) = b.last_mut() {
+        *top &= 0x7f;
+    }
+    Fe::from_bytes(&b).to_bytes() == b
+}
+
+/// Canonical encodings of the y of the eight small-order points: 1 (identity), −1 (order 2),
+/// 0 (order 4) and ±y₈ (order 8), little-endian.
+const SMALL_ORDER_Y: [[u8; 32]; 5] = [
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [0; 32],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+];
+
+/// A point with this canonical encoding (that decodes) has small order: its y is one of
+/// the small-order points' (each y belongs to two points x, −x of the same order).
+pub fn is_small_order_y(bytes: &[u8; 32]) -> bool {
+    let mut y = *bytes;
+    if let Some(top) = y.last_mut() {
+        *top &= 0x7f;
+    }
+    SMALL_ORDER_Y.contains(&y)
+}
+
+/// A decoded Ed25519 public key. Construction decodes the point; the second verification
+/// with the same key object builds and keeps its comb table (≈ 15 KiB), so keys held in a
+/// per-VM cache get the fast path and one-shot keys never pay for it.
+pub struct Ed25519VerifyingKey {
+    bytes: [u8; 32],
+    a: Ext,
+    small_order: bool,
+    uses: AtomicU8,
+    prepared: OnceLock<Option<Box<Comb>>>,
+}
+
+impl std::fmt::Debug for Ed25519VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ed25519VerifyingKey")
+            .field("bytes", &self.bytes)
+            .field("prepared", &self.is_prepared())
+            .finish()
+    }
+}
+
+impl Clone for Ed25519VerifyingKey {
+    /// A clone starts unprepared (the table is not copied).
+    fn clone(&self) -> Self {
+        Ed25519VerifyingKey {
+            bytes: self.bytes,
+            a: self.a,
+            small_order: self.small_order,
+            uses: AtomicU8::new(0),
+            prepared: OnceLock::new(),
+        }
+    }
+}
+
+impl Ed25519VerifyingKey {
+    /// `None` when the bytes decode to no curve point. A small-order key decodes (as with
+    /// ed25519-dalek) but verifies nothing.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Option<Self> {
+        let (x, y) = decompress(bytes)?;
+        let a = Ext::from_affine(&x, &y);
+        Some(Ed25519VerifyingKey {
+            bytes: *bytes,
+            a,
+            small_order: a.is_small_order(),
+            uses: AtomicU8::new(0),
+            prepared: OnceLock::new(),
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// Builds the comb table now (otherwise done at the second verification).
+    pub fn prepare(&self) {
+        let _ = self.prepared();
+    }
+
+    pub fn is_prepared(&self) -> bool {
+        matches!(self.prepared.get(), Some(Some(_)))
+    }
+
+    fn prepared(&self) -> Option<&Comb> {
+        self.prepared
+            .get_or_init(|| Comb::build(&self.a, A_WINDOW, A_TEETH).map(Box::new))
+            .as_deref()
+    }
+
+    fn prepared_if_reused(&self) -> Option<&Comb> {
+        if let Some(p) = self.prepared.get() {
+            return p.as_deref();
+        }
+        if self.uses.fetch_add(1, Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.prepared()
+    }
+
+    /// Strict Ed25519 verification of a 64-byte signature R ‖ s over `msg`.
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        let Ok(sig) = <&[u8; 64]>::try_from(sig) else {
+            return false;
+        };
+        if self.small_order {
+            return false;
+        }
+        let (r_half, s_half) = sig.split_at(32);
+        let (Ok(r_bytes), Ok(s_bytes)) =
+            (<[u8; 32]>::try_from(r_half), <[u8; 32]>::try_from(s_half))
+        else {
+            return false;
+        };
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+            return false;
+        };
+        if !is_canonical_y(&r_bytes) {
+            return false;
+        }
+        let Some((rx, ry)) = decompress(&r_bytes) else {
+            return false;
+        };
+        if is_small_order_y(&r_bytes) {
+            return false;
+        }
+        let mut h = Sha512::new();
+        h.update(r_bytes);
+        h.update(self.bytes);
+        h.update(msg);
+        let mut wide = [0u8; 64];
+        wide.copy_from_slice(&h.finalize());
+        let k = Scalar::from_bytes_mod_order_wide(&wide);
+        let Some(b_comb) = base_comb() else {
+            return false;
+        };
+        // R' = [s]B − [k]A
+        let minus_ka = match self.prepared_if_reused() {
+            Some(comb) => {
+                comb.add_multiple(Ext::IDENTITY, &signed_digits(&k.to_bytes(), A_WINDOW), true)
+            }
+            None => minus_mul_wnaf(&self.a, &k.to_bytes()),
+        };
+        let r_prime = b_comb.add_multiple(minus_ka, &signed_digits(&s.to_bytes(), B_WINDOW), false);
+        r_prime.equals_affine(&rx, &ry)
+    }
+}
+
+/// −[k]A by width-5 wNAF double-and-add (the one-shot path).
+fn minus_mul_wnaf(a: &Ext, k: &[u8; 32]) -> Ext {
+    let a2 = a.double().to_ext().to_pniels();
+    let mut odd: [PNiels; 8] = [a.to_pniels(); 8];
+    let mut m = *a;
+    for o in odd.iter_mut().skip(1) {
+        m = m.add_pniels(&a2).to_ext();
+        *o = m.to_pniels();
+    }
+    let naf = wnaf(k, NAF_WINDOW);
+    let Some(top) = naf.iter().rposition(|d| *d != 0) else {
+        return Ext::IDENTITY;
+    };
+    let mut acc: Proj = Ext::IDENTITY.to_proj();
+    let mut last = Ext::IDENTITY;
+    for (i, &d) in naf.iter().enumerate().take(top + 1).rev() {
+        let c = acc.double();
+        let c = if d == 0 {
+            c
+        } else {
+            let e = c.to_ext();
+            let idx = (d.unsigned_abs() / 2) as usize;
+            match odd.get(idx) {
+                // subtracting: this computes −[k]A
+                Some(n) if d > 0 => e.sub_pniels(n),
+                Some(n) => e.add_pniels(n),
+                None => c,
+            }
+        };
+        if i == 0 {
+            last = c.to_ext();
+        } else {
+            acc = c.to_proj();
+        }
+    }
+    last
+}
+
+/// The arithmetic, for the differential tests in `tests/ed25519_fast.rs` (not an API).
+#[doc(hidden)]
+pub mod internals {
+    pub use super::field::Fe;
+    pub use super::point::Ext;
+    pub use super::{decompress, is_canonical_y, is_small_order_y, signed_digits, wnaf};
+}
