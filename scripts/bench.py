@@ -55,7 +55,7 @@ PATH = "/bench"
 # Upper estimates of what one pinned Envoy worker can verify per second; the proof pool is
 # rate x (warm-up + duration), capped by BENCH_MAX_PROOFS. A faster Envoy just ends the run
 # early (the measured window is then shorter, and reported).
-EXPECTED_RATE = {"EdDSA": 12000, "ES256": 4000, "RS256": 1600}
+EXPECTED_RATE = {"EdDSA": 12000, "ES256": 8000, "RS256": 4000}
 
 PANIC_MARKERS = ("panicked at", "wasm trap", "Function: proxy_on", "failed: uncaught", "unreachable")
 
@@ -70,6 +70,12 @@ SCENARIOS = [
     ("es256", "4. dpop-guard, ES256 proofs, local store", "filter", "ES256"),
     ("rs256", "5. dpop-guard, RS256 proofs, local store", "filter", "RS256"),
     ("remote", "6. dpop-guard, EdDSA proofs, remote store (dpop-replay, memory)", "remote", "EdDSA"),
+]
+
+# Unloaded latency: one connection, one request at a time (same configs as above).
+UNLOADED = [
+    ("plain_c1", "plain Envoy, 1 connection", "plain", None),
+    ("eddsa_c1", "dpop-guard EdDSA (local store), 1 connection", "filter", "EdDSA"),
 ]
 
 procs = []
@@ -269,7 +275,8 @@ def envoy_stats(admin_port):
     return out
 
 
-def run_scenario(sid, label, kind, alg):
+def run_scenario(sid, label, kind, alg, concurrency=None):
+    concurrency = concurrency or CONCURRENCY
     admin_port, port = free_port(), free_port()
     extra = {}
     replay = None
@@ -315,7 +322,7 @@ def run_scenario(sid, label, kind, alg):
     try:
         wait_http(envoy, admin_port, "/ready", "envoy", os.path.join(OUT, elog))
         cmd = [CLIENT, "run", "--addr", f"127.0.0.1:{port}", "--path", PATH,
-               "--concurrency", str(CONCURRENCY), "--duration", str(SECONDS),
+               "--concurrency", str(concurrency), "--duration", str(SECONDS),
                "--warmup", str(WARMUP), "--envoy-pid", str(envoy.pid)] + client_args
         if alg:
             cmd += ["--alg", alg, "--keys", str(KEYS), "--pool", str(pool)]
@@ -386,6 +393,17 @@ def fmt(v, digits=0):
     return f"{v:,.{digits}f}"
 
 
+def per_round_added(results, sid):
+    """(added µs vs plain, ratio to jwt_authn's added) in each round — both rows of a pair
+    come from the same round, so machine drift between rounds cancels — and their medians."""
+    cpu = lambda s: results.get(s, {}).get("rounds_cpu") or []
+    plain, jwt, mine = cpu("plain"), cpu("jwt_authn"), cpu(sid)
+    added = [m - p for m, p in zip(mine, plain)]
+    ratios = [(m - p) / (j - p) for m, p, j in zip(mine, plain, jwt) if j - p > 0]
+    med = lambda xs: sorted(xs)[(len(xs) - 1) // 2] if xs else None
+    return added, ratios, med(added), med(ratios)
+
+
 def table(results):
     plain = results.get("plain", {}).get("envoy_cpu_us_per_req")
     jwt = results.get("jwt_authn", {}).get("envoy_cpu_us_per_req")
@@ -403,6 +421,10 @@ def table(results):
         cpu = r.get("envoy_cpu_us_per_req")
         added = (cpu - plain) if (cpu is not None and plain is not None and sid != "plain") else None
         ratio = (added / jwt_added) if (added is not None and jwt_added and jwt_added > 0) else None
+        if sid != "plain" and len(r.get("rounds_cpu", [])) > 1:
+            _, _, added, ratio = per_round_added(results, sid)
+            if sid == "jwt_authn":
+                ratio = 1.0
         secs = r["seconds"]
         rps = fmt(r["rps"])
         if r.get("pool_exhausted"):
@@ -422,7 +444,8 @@ def median_round(rs):
     failed = [r for r in rs if "failed" in r]
     if failed:
         return failed[0]
-    ok = sorted(rs, key=lambda r: r["envoy_cpu_us_per_req"])
+    key = "p50_us" if rs and rs[0].get("concurrency") == 1 else "envoy_cpu_us_per_req"
+    ok = sorted(rs, key=lambda r: r[key])
     pick = dict(ok[(len(ok) - 1) // 2])
     pick["errors"] = sum(r["errors"] for r in rs)
     pick["first_error"] = next((r.get("first_error") for r in rs if r.get("first_error")), None)
@@ -451,12 +474,33 @@ def report(results, meta):
         "",
         table(results),
     ]
+    c1 = [results.get(sid) for sid, _, _, _ in UNLOADED]
+    if all(r and "failed" not in r for r in c1):
+        base, dg = c1
+        lines += [
+            "",
+            "Unloaded latency (one connection, one request at a time, same configurations; the "
+            "round with the median p50):",
+            "",
+            "| scenario | req/s | p50 µs | p99 µs | p50 added by the filter |",
+            "|---|---:|---:|---:|---:|",
+            f"| {UNLOADED[0][1]} | {fmt(base['rps'])} | {fmt(base['p50_us'])} | {fmt(base['p99_us'])} | — |",
+            f"| {UNLOADED[1][1]} | {fmt(dg['rps'])} | {fmt(dg['p50_us'])} | {fmt(dg['p99_us'])} | "
+            f"+{fmt(dg['p50_us'] - base['p50_us'])} µs |",
+        ]
     notes = []
     per_round = [f"{sid} {'/'.join(f'{c:.1f}' for c in r['rounds_cpu'])}"
                  for sid, r in results.items() if len(r.get("rounds_cpu", [])) > 1]
     if per_round:
-        notes.append(f"{ROUNDS} rounds, scenarios in rotation; each row is the round with the median "
-                     "Envoy CPU µs/req. Every round (µs/req): " + ", ".join(per_round) + ".")
+        notes.append(f"{ROUNDS} rounds, scenarios in rotation. req/s, latency and CPU columns: the round "
+                     "with the median Envoy CPU µs/req; the two \"added\" columns: the median over rounds "
+                     "of each round's own difference and ratio (pairs from the same round). Envoy CPU "
+                     "µs/req in every round: " + ", ".join(per_round) + ".")
+        ratio_rounds = [f"{sid} {'/'.join(f'{x:.2f}' for x in per_round_added(results, sid)[1])}"
+                        for sid, _, _, _ in SCENARIOS
+                        if sid not in ("plain", "jwt_authn") and sid in results and per_round_added(results, sid)[1]]
+        if ratio_rounds:
+            notes.append("Added / jwt_authn added, per round: " + ", ".join(ratio_rounds) + ".")
     rem = results.get("remote")
     if rem and rem.get("extra_cpu_us_per_req") is not None:
         notes.append(f"dpop-replay (memory backend, on the client's CPU) used "
@@ -516,15 +560,16 @@ def main():
     }
     rounds = {}
     for rnd in range(ROUNDS):
-        for sid, label, kind, alg in SCENARIOS:
+        for sid, label, kind, alg, conc in [s + (None,) for s in SCENARIOS] + [u + (1,) for u in UNLOADED]:
             if ONLY and sid not in ONLY:
                 continue
             try:
-                r = run_scenario(sid, label, kind, alg)
+                r = run_scenario(sid, label, kind, alg, conc)
             except (RuntimeError, subprocess.CalledProcessError, AssertionError, OSError) as e:
                 log(f"{label}: FAILED: {e}")
                 r = {"failed": str(e).splitlines()[0] if str(e) else repr(e), "errors": 1}
             stop_all()
+            r["concurrency"] = conc or CONCURRENCY
             rounds.setdefault(sid, []).append(r)
             if "failed" not in r:
                 log(f"[round {rnd + 1}/{ROUNDS}] {label}: {r['rps']:.0f} req/s, p50 {r['p50_us']:.0f} µs, "

@@ -61,7 +61,8 @@ fn dalek_verdict(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
         .is_ok()
 }
 
-/// Our verdict on both paths: a fresh key (one-shot wNAF) and a prepared one (comb).
+/// Our verdict on both paths: a fresh key (one-shot wNAF) and a prepared one (comb). The
+/// hot comb, when the process-wide budget lets this key have one, must agree with them.
 fn our_verdicts(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> (bool, bool) {
     let Some(k) = Ed25519VerifyingKey::from_bytes(key) else {
         return (false, false);
@@ -69,7 +70,11 @@ fn our_verdicts(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> (bool, bool) {
     let fresh = k.verify(msg, sig);
     k.prepare();
     assert!(k.is_prepared());
-    (fresh, k.verify(msg, sig))
+    let prepared = k.verify(msg, sig);
+    if k.make_hot() {
+        assert_eq!(k.verify(msg, sig), prepared, "hot comb disagrees");
+    }
+    (fresh, prepared)
 }
 
 fn assert_same(key: &[u8; 32], msg: &[u8], sig: &[u8; 64], what: &str) {
@@ -217,6 +222,34 @@ fn random_signatures_verify_on_both_paths() {
         other.push(0);
         assert!(!k.verify(&other, &sig), "other message");
     }
+}
+
+#[test]
+fn keys_turn_hot_within_a_bounded_budget() {
+    let sk = SigningKey::generate(&mut OsRng);
+    let msg = b"hot";
+    let sig = sk.sign(msg).to_bytes();
+    let key = Ed25519VerifyingKey::from_bytes(&sk.verifying_key().to_bytes()).unwrap();
+    // 64 verifications earn the hot comb (other tests may hold budget slots meanwhile)
+    for _ in 0..70 {
+        assert!(key.verify(msg, &sig));
+    }
+    let mut other = msg.to_vec();
+    other.push(b'!');
+    assert!(!key.verify(&other, &sig));
+    // never more than 8 hot keys at once, however many are made hot
+    let keys: Vec<_> = (0..12)
+        .map(|_| {
+            let sk = SigningKey::generate(&mut OsRng);
+            Ed25519VerifyingKey::from_bytes(&sk.verifying_key().to_bytes()).unwrap()
+        })
+        .collect();
+    let hot = keys.iter().filter(|k| k.make_hot()).count() + usize::from(key.is_hot());
+    assert!(hot <= 8, "{hot} hot keys");
+    assert!(
+        keys.iter().any(|k| k.is_prepared()),
+        "a key refused a hot comb is prepared"
+    );
 }
 
 #[test]

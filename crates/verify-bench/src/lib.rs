@@ -236,6 +236,45 @@ pub fn run_rotation(
                 format!("{alg} rotation, signature only ({ok}/{n} ok)"),
                 Ok(ns as f64 / 1000.0 / n as f64),
             ));
+            // the non-signature work per proof: payload decoding and parsing, htu, replay key
+            let payloads: Vec<&str> = cases
+                .iter()
+                .filter_map(|c| c.proof.split('.').nth(1))
+                .collect();
+            let uri = cases.first().map_or("", |c| c.htu.as_str());
+            let steps: [(&str, &dyn Fn(&str) -> usize); 4] = [
+                ("b64 payload", &|p| {
+                    dpop_guard::b64::decode(p).map_or(0, |v| v.len())
+                }),
+                ("b64+json payload", &|p| {
+                    dpop_guard::b64::decode(p)
+                        .and_then(|v| dpop_guard::json::parse_object(&v))
+                        .map_or(0, |o| usize::from(o.contains("jti")))
+                }),
+                ("htu normalize x2", &|p| {
+                    dpop_guard::htu::normalize(uri).map_or(0, |u| u.len())
+                        + dpop_guard::htu::normalize(p.get(..0).unwrap_or(uri))
+                            .map_or(0, |u| u.len())
+                }),
+                ("replay key", &|p| {
+                    dpop_guard::proof::replay_key(p, "some-jti-value-1234").len()
+                }),
+            ];
+            for (name, f) in steps {
+                let start = clock_ns();
+                let mut acc = 0usize;
+                for i in 0..n {
+                    if let Some(p) = payloads.get(i % payloads.len()) {
+                        acc += f(std::hint::black_box(p));
+                    }
+                }
+                let ns = clock_ns().saturating_sub(start);
+                std::hint::black_box(acc);
+                out.push((
+                    format!("{alg} rotation, {name}"),
+                    Ok(ns as f64 / 1000.0 / n as f64),
+                ));
+            }
         }
     }
     out

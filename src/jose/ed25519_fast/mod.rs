@@ -14,7 +14,9 @@
 //!   480 KiB, built once: [`warm_up`]) and signed radix-256 digits: 32 additions;
 //! - a key verified a second time is *prepared* (once, kept in the key): a comb table of
 //!   j·32^(4q)·A (13 rows × 16 affine points, 25 KiB), so [k]A is 52 additions and 15
-//!   doublings instead of ~253 doublings; a one-shot key takes the wNAF path;
+//!   doublings instead of ~253 doublings; a one-shot key takes the wNAF path; a key used
+//!   64 times gets a larger comb (43 additions, no doubling, 165 KiB) while the VM holds fewer
+//!   than 8 of those;
 //! - R is compared projectively with the decoded R (no inversion); decoding R is the one
 //!   exponentiation per verification; R's small order is checked on its canonical y.
 
@@ -25,7 +27,7 @@ use curve25519_dalek::scalar::Scalar;
 use field::{Fe, BASE_X, BASE_Y, D};
 use point::{batch_to_niels, Ext, Niels, PNiels, Proj};
 use sha2::{Digest, Sha512};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Window of the base-point table: digits in [−128, 128), one row per byte of s.
@@ -34,6 +36,35 @@ const B_WINDOW: u32 = 8;
 /// points (25 KiB): 52 additions and 15 doublings per verification.
 const A_WINDOW: u32 = 5;
 const A_TEETH: usize = 4;
+/// A key verified `HOT_USES` times gets a larger comb while fewer than `HOT_KEYS` keys of the
+/// VM hold one: 43 signed radix-64 digits, 43 rows of 32 points (165 KiB), so [k]A is 43
+/// additions and no doubling. Bounds the extra memory to `HOT_KEYS` × 165 KiB per VM.
+const HOT_WINDOW: u32 = 6;
+const HOT_TEETH: usize = 1;
+const HOT_USES: u8 = 64;
+const HOT_KEYS: usize = 8;
+
+/// Hot combs alive in this VM (wasm: one thread per VM; natively shared by all threads).
+static HOT_COMBS: AtomicUsize = AtomicUsize::new(0);
+
+/// A hot comb; its budget slot is given back when the key (and with it the comb) is dropped.
+struct HotComb(Comb);
+
+impl Drop for HotComb {
+    fn drop(&mut self) {
+        HOT_COMBS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Takes a hot-comb budget slot if one is free.
+fn reserve_hot_slot() -> bool {
+    HOT_COMBS
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < HOT_KEYS).then_some(n + 1)
+        })
+        .is_ok()
+}
+
 /// wNAF window of the one-shot path (odd multiples 1·A … 15·A).
 const NAF_WINDOW: u32 = 5;
 
@@ -123,32 +154,21 @@ pub fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
         a.copy_from_slice(c);
         *w = u64::from_le_bytes(a);
     }
-    let bit = |i: usize| -> i16 {
-        if i >= 256 {
-            return 0;
-        }
-        words
-            .get(i / 64)
-            .map_or(0, |w| ((w >> (i % 64)) & 1) as i16)
-    };
     let n = 256usize.div_ceil(window as usize);
     let half = 1i16 << (window - 1);
+    let mask = (1u64 << window) - 1;
     let mut out = [0i16; 64];
     let mut carry = 0i16;
     for (i, o) in out.iter_mut().enumerate().take(n) {
         let start = i * window as usize;
-        let chunk = if 8 % window == 0 {
-            // the chunk lies within one byte
-            let byte = bytes.get(start / 8).copied().unwrap_or(0);
-            i16::from((byte >> (start % 8)) & ((1u16 << window) - 1) as u8)
+        let (w, s) = (start / 64, start % 64);
+        let lo = words.get(w).copied().unwrap_or(0) >> s;
+        let hi = if s == 0 {
+            0
         } else {
-            let mut c = 0i16;
-            for b in (0..window as usize).rev() {
-                c = (c << 1) | bit(start + b);
-            }
-            c
+            words.get(w + 1).copied().unwrap_or(0) << (64 - s)
         };
-        let d = chunk + carry;
+        let d = ((lo | hi) & mask) as i16 + carry;
         if d >= half {
             *o = d - 2 * half;
             carry = 1;
@@ -284,8 +304,10 @@ pub struct Ed25519VerifyingKey {
     bytes: [u8; 32],
     a: Ext,
     small_order: bool,
+    /// Verifications so far, saturating.
     uses: AtomicU8,
     prepared: OnceLock<Option<Box<Comb>>>,
+    hot: OnceLock<Option<Box<HotComb>>>,
 }
 
 impl std::fmt::Debug for Ed25519VerifyingKey {
@@ -293,6 +315,7 @@ impl std::fmt::Debug for Ed25519VerifyingKey {
         f.debug_struct("Ed25519VerifyingKey")
             .field("bytes", &self.bytes)
             .field("prepared", &self.is_prepared())
+            .field("hot", &self.is_hot())
             .finish()
     }
 }
@@ -306,6 +329,7 @@ impl Clone for Ed25519VerifyingKey {
             small_order: self.small_order,
             uses: AtomicU8::new(0),
             prepared: OnceLock::new(),
+            hot: OnceLock::new(),
         }
     }
 }
@@ -322,6 +346,7 @@ impl Ed25519VerifyingKey {
             small_order: a.is_small_order(),
             uses: AtomicU8::new(0),
             prepared: OnceLock::new(),
+            hot: OnceLock::new(),
         })
     }
 
@@ -344,14 +369,52 @@ impl Ed25519VerifyingKey {
             .as_deref()
     }
 
-    fn prepared_if_reused(&self) -> Option<&Comb> {
-        if let Some(p) = self.prepared.get() {
-            return p.as_deref();
+    /// Whether this key holds a hot comb.
+    pub fn is_hot(&self) -> bool {
+        matches!(self.hot.get(), Some(Some(_)))
+    }
+
+    /// Counts a verification; returns the count before it.
+    fn note_use(&self) -> u8 {
+        let n = self.uses.load(Ordering::Relaxed);
+        self.uses.store(n.saturating_add(1), Ordering::Relaxed);
+        n
+    }
+
+    /// The best table this key has earned: the hot comb (after `HOT_USES` verifications, if
+    /// the VM's budget has a slot), else the prepared comb (from the second verification),
+    /// else none (one-shot path).
+    fn comb_for_use(&self) -> Option<(&Comb, u32)> {
+        let uses = self.note_use();
+        if let Some(Some(hot)) = self.hot.get() {
+            return Some((&hot.0, HOT_WINDOW));
         }
-        if self.uses.fetch_add(1, Ordering::Relaxed) == 0 {
+        if uses >= HOT_USES && self.hot.get().is_none() && reserve_hot_slot() {
+            let built = self.hot.get_or_init(|| {
+                let comb = Comb::build(&self.a, HOT_WINDOW, HOT_TEETH);
+                if comb.is_none() {
+                    HOT_COMBS.fetch_sub(1, Ordering::Relaxed);
+                }
+                comb.map(|c| Box::new(HotComb(c)))
+            });
+            if let Some(hot) = built {
+                return Some((&hot.0, HOT_WINDOW));
+            }
+        }
+        if uses == 0 && self.prepared.get().is_none() {
             return None;
         }
-        self.prepared()
+        self.prepared().map(|c| (c, A_WINDOW))
+    }
+
+    /// Builds the hot comb now if the VM's budget has a slot (tests, benchmarks).
+    pub fn make_hot(&self) -> bool {
+        if self.is_hot() {
+            return true;
+        }
+        self.uses.store(HOT_USES, Ordering::Relaxed);
+        let _ = self.comb_for_use();
+        self.is_hot()
     }
 
     /// Strict Ed25519 verification of a 64-byte signature R ‖ s over `msg`.
@@ -391,9 +454,9 @@ impl Ed25519VerifyingKey {
             return false;
         };
         // R' = [s]B − [k]A
-        let minus_ka = match self.prepared_if_reused() {
-            Some(comb) => {
-                comb.add_multiple(Ext::IDENTITY, &signed_digits(&k.to_bytes(), A_WINDOW), true)
+        let minus_ka = match self.comb_for_use() {
+            Some((comb, window)) => {
+                comb.add_multiple(Ext::IDENTITY, &signed_digits(&k.to_bytes(), window), true)
             }
             None => minus_mul_wnaf(&self.a, &k.to_bytes()),
         };
