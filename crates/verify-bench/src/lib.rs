@@ -158,6 +158,9 @@ pub fn run_cached(input: &Input, clock_ns: &dyn Fn() -> u64) -> Vec<(String, Res
     out
 }
 
+/// A named piece of per-proof work, timed in rotation.
+type Step<'a> = (&'a str, &'a dyn Fn(&str) -> usize);
+
 /// Cases of one algorithm in rotation through one shared key cache: every verification
 /// sees a different proof (fresh R, s, jti), as in a load test, instead of the same one.
 pub fn run_rotation(
@@ -242,7 +245,7 @@ pub fn run_rotation(
                 .filter_map(|c| c.proof.split('.').nth(1))
                 .collect();
             let uri = cases.first().map_or("", |c| c.htu.as_str());
-            let steps: [(&str, &dyn Fn(&str) -> usize); 4] = [
+            let steps: [Step; 4] = [
                 ("b64 payload", &|p| {
                     dpop_guard::b64::decode(p).map_or(0, |v| v.len())
                 }),
