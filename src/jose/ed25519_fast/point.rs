@@ -125,20 +125,6 @@ impl Ext {
         }
     }
 
-    /// self − n (n affine): the addend negated, (y−x, y+x, −2dxy).
-    pub fn sub_niels(&self, n: &Niels) -> Completed {
-        let pm = self.y.add(&self.x).mul(&n.ymx);
-        let mp = self.y.sub(&self.x).mul(&n.ypx);
-        let txy2d = self.t.mul(&n.xy2d);
-        let z2 = self.z.add(&self.z);
-        Completed {
-            x: pm.sub(&mp),
-            y: pm.add(&mp),
-            z: z2.sub(&txy2d),
-            t: z2.add(&txy2d),
-        }
-    }
-
     /// self + n (n projective).
     pub fn add_pniels(&self, n: &PNiels) -> Completed {
         let pp = self.y.add(&self.x).mul(&n.ypx);
