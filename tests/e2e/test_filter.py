@@ -1,5 +1,6 @@
 """Issue 3: the filter in a real Envoy — valid proofs, every rejection, replay across workers,
 routes, config errors. Runs the shipped envoy/envoy.yaml with the built wasm."""
+import base64
 import concurrent.futures
 import json
 import subprocess
@@ -166,6 +167,37 @@ def test_each_proof_defect_is_rejected(demo_envoy, idx):
     r = demo_envoy.request("GET", "/api/x", build())
     assert_problem(r, "dpop-invalid", error="invalid_dpop_proof")
     assert demo_envoy.stats().get(f"dpop_guard.denied.{stat}", 0) == before + 1, name
+
+
+@pytest.mark.parametrize("alg", ALGS)
+def test_a_client_reusing_its_key(demo_envoy, alg):
+    """One key, many proofs, as a real client sends them. In each worker VM the key is verified
+    on the one-shot path first, then with its cached tables, and (Ed25519, from the 64th proof)
+    with a larger "hot" table: every path must accept each fresh proof and refuse a corrupted
+    signature or a replay."""
+    k = PyKey(alg)
+    url = demo_envoy.origin + "/api/items"
+    n = 160 if alg == "EdDSA" else 80  # two workers: each VM sees well over 64 EdDSA proofs
+    jkt = dpop("thumbprint", "--key", json.dumps(k.jwk))
+    before = demo_envoy.stats().get("dpop_guard.denied.proof_signature_invalid", 0)
+    for i in range(n):
+        p = proof(k, "GET", url)
+        r = demo_envoy.request("GET", "/api/items", [("DPoP", p)])
+        assert r.status == 200, (i, r.body)
+        assert r.json()["x-dpop-jkt"] == jkt
+        if i % 40 == 39:
+            h, c, sig = p.split(".")
+            raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+            raw[len(raw) // 2] ^= 0x01
+            bad = proof(k, "GET", url, signature=bytes(raw))
+            assert_problem(demo_envoy.request("GET", "/api/items", [("DPoP", bad)]), "dpop-invalid",
+                           error="invalid_dpop_proof")
+            replayed = demo_envoy.request("GET", "/api/items", [("DPoP", p)])
+            assert_problem(replayed, "dpop-invalid", error="invalid_dpop_proof",
+                           detail="DPoP jti already used (replay attack)")
+    after = demo_envoy.stats().get("dpop_guard.denied.proof_signature_invalid", 0)
+    assert after == before + n // 40
+    demo_envoy.assert_no_panic()
 
 
 def test_garbage_never_5xx(demo_envoy):
