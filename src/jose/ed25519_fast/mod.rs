@@ -390,13 +390,16 @@ impl Ed25519VerifyingKey {
             return Some((&hot.0, HOT_WINDOW));
         }
         if uses >= HOT_USES && self.hot.get().is_none() && reserve_hot_slot() {
+            let mut slot_used = false;
             let built = self.hot.get_or_init(|| {
                 let comb = Comb::build(&self.a, HOT_WINDOW, HOT_TEETH);
-                if comb.is_none() {
-                    HOT_COMBS.fetch_sub(1, Ordering::Relaxed);
-                }
+                slot_used = comb.is_some();
                 comb.map(|c| Box::new(HotComb(c)))
             });
+            if !slot_used {
+                // the build failed, or another thread initialised the cell first
+                HOT_COMBS.fetch_sub(1, Ordering::Relaxed);
+            }
             if let Some(hot) = built {
                 return Some((&hot.0, HOT_WINDOW));
             }
