@@ -145,15 +145,21 @@ impl Comb {
     }
 }
 
-/// Signed base-2^w digits of a scalar < 2^253 (little-endian bytes), least significant
-/// first, each in [−2^(w−1), 2^(w−1)); ⌈256/w⌉ of them. w ≤ 8.
-pub fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
+/// A scalar's little-endian bytes as four u64 words.
+fn le_words(bytes: &[u8; 32]) -> [u64; 4] {
     let mut words = [0u64; 4];
     for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
         let mut a = [0u8; 8];
         a.copy_from_slice(c);
         *w = u64::from_le_bytes(a);
     }
+    words
+}
+
+/// Signed base-2^w digits of a scalar < 2^253 (little-endian bytes), least significant
+/// first, each in [−2^(w−1), 2^(w−1)); ⌈256/w⌉ of them. w ≤ 8.
+pub fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
+    let words = le_words(bytes);
     let n = 256usize.div_ceil(window as usize);
     let half = 1i16 << (window - 1);
     let mask = (1u64 << window) - 1;
@@ -183,12 +189,7 @@ pub fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
 /// Width-w non-adjacent form of a scalar < 2^253: 256 digits, zero or odd in
 /// (−2^(w−1), 2^(w−1)), least significant first.
 pub fn wnaf(bytes: &[u8; 32], window: u32) -> [i8; 256] {
-    let mut words = [0u64; 5];
-    for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(c);
-        *w = u64::from_le_bytes(a);
-    }
+    let words = le_words(bytes);
     let width = 1u64 << window;
     let mask = width - 1;
     let mut naf = [0i8; 256];
