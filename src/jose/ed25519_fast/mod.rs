@@ -438,15 +438,13 @@ impl Ed25519VerifyingKey {
         let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
             return false;
         };
-        if !is_canonical_y(&r_bytes) {
+        // both byte checks before the one exponentiation (decoding R)
+        if !is_canonical_y(&r_bytes) || is_small_order_y(&r_bytes) {
             return false;
         }
         let Some((rx, ry)) = decompress(&r_bytes) else {
             return false;
         };
-        if is_small_order_y(&r_bytes) {
-            return false;
-        }
         let mut h = Sha512::new();
         h.update(r_bytes);
         h.update(self.bytes);
