@@ -24,10 +24,10 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// Target URI for `htu`: scheme://authority + path.
     pub uri: &'a str,
-    /// All `DPoP` header values.
-    pub dpop: &'a [&'a str],
-    /// All `Authorization` header values.
-    pub authorization: &'a [&'a str],
+    /// All `DPoP` header values, as bytes (a value that is not UTF-8 is a malformed proof).
+    pub dpop: &'a [&'a [u8]],
+    /// All `Authorization` header values, as bytes.
+    pub authorization: &'a [&'a [u8]],
     pub jwt_authn: Option<&'a JwtAuthnView>,
     pub now: i64,
 }
@@ -40,6 +40,8 @@ pub enum Decision {
     Allow {
         jkt: Option<String>,
         replay_key: Option<String>,
+        /// Seconds the replay entry must live ([`Config::replay_ttl`]); 0 without a key.
+        replay_ttl: i64,
     },
     Deny(DenyReason),
 }
@@ -90,14 +92,24 @@ fn decide_inner(
     cache: &mut KeyCache,
 ) -> Result<Decision, DenyReason> {
     use DenyReason as R;
-    let policy = cfg.route_policy(path_only(req.path));
+    let policy = cfg.route_policy(req.path);
     if policy == RoutePolicy::Off {
         return Ok(Decision::Pass);
     }
     let proof = match req.dpop {
         [] => None,
-        [p] => Some(*p),
+        // a comma: several proofs joined into one value by a proxy on the way
+        [p] if p.contains(&b',') => return Err(R::ProofMultiple),
+        [p] => Some(std::str::from_utf8(p).map_err(|_| R::ProofMalformed)?),
         _ => return Err(R::ProofMultiple),
+    };
+
+    // jwt_authn mode: jwt_authn's dynamic metadata is the truth. It finds a token wherever its
+    // own extraction rules do (another header, a query parameter, `X Bearer <t>`); if it verified
+    // one, the filter treats that token as presented, whatever the Authorization header says.
+    let jwt_authn_token = match (cfg.access_token.verify, req.jwt_authn) {
+        (VerifyMode::JwtAuthn, Some(v)) if v.payload_present => Some(v.jkt.clone()),
+        _ => None,
     };
 
     // Token endpoint: a proof and nothing else; the jkt goes upstream for binding at issuance.
@@ -108,7 +120,7 @@ fn decide_inner(
     };
 
     let token_jkt: Option<String> = match credential {
-        None => None,
+        None => jwt_authn_token.clone().flatten(),
         Some(c) => match cfg.access_token.verify {
             VerifyMode::Upstream => token::inspect_unverified(c.token)?.jkt,
             VerifyMode::Keys => {
@@ -135,6 +147,7 @@ fn decide_inner(
             _ => Ok(Decision::Allow {
                 jkt: None,
                 replay_key: None,
+                replay_ttl: 0,
             }),
         };
     };
@@ -147,11 +160,18 @@ fn decide_inner(
     };
     let verified = verify_proof_cached(proof, &facts, &cfg.proof, cache)?;
 
-    if let Some(c) = credential {
+    // A token is presented when the header carried one, or (jwt_authn mode) when jwt_authn
+    // verified one from wherever it looked.
+    let presented_scheme = match (credential, &jwt_authn_token) {
+        (Some(c), _) => Some(Some(c.scheme)),
+        (None, Some(_)) => Some(None),
+        (None, None) => None,
+    };
+    if let Some(scheme) = presented_scheme {
         match &token_jkt {
             Some(jkt) if *jkt != verified.jkt => return Err(R::BindingMismatch),
             Some(_) => {}
-            None if policy == RoutePolicy::Required || c.scheme == Scheme::DPoP => {
+            None if policy == RoutePolicy::Required || scheme == Some(Scheme::DPoP) => {
                 return Err(R::TokenNotBound)
             }
             None => {}
@@ -166,12 +186,71 @@ fn decide_inner(
         }
     }
 
-    let replay_key = match cfg.replay {
-        crate::config::ReplayConfig::Off => None,
-        _ => Some(verified.replay_key),
+    let (replay_key, replay_ttl) = match cfg.replay {
+        crate::config::ReplayConfig::Off => (None, 0),
+        _ => (
+            Some(verified.replay_key),
+            cfg.replay_ttl(verified.iat, req.now),
+        ),
     };
     Ok(Decision::Allow {
         jkt: Some(verified.jkt),
         replay_key,
+        replay_ttl,
     })
+}
+
+/// The whole pure pipeline from the host's header pairs: gather the facts
+/// ([`crate::headers::gather`]), build the `htu` target URI, decide. The glue does exactly this
+/// (with its cache); the host-emulator tests compare the built wasm against it.
+pub fn decide_headers(
+    cfg: &Config,
+    headers: &[(&[u8], &[u8])],
+    jwt_authn: Option<&JwtAuthnView>,
+    now: i64,
+) -> Decision {
+    decide_headers_cached(cfg, headers, jwt_authn, now, &mut KeyCache::disabled())
+}
+
+/// [`decide_headers`] with the VM's cache of validated proof headers.
+pub fn decide_headers_cached(
+    cfg: &Config,
+    headers: &[(&[u8], &[u8])],
+    jwt_authn: Option<&JwtAuthnView>,
+    now: i64,
+    cache: &mut KeyCache,
+) -> Decision {
+    let h = crate::headers::gather(headers, &cfg.forward_jkt_header);
+    decide_gathered(cfg, &h, jwt_authn, now, cache)
+}
+
+/// [`decide_headers_cached`] on facts already gathered.
+pub fn decide_gathered(
+    cfg: &Config,
+    h: &crate::headers::RequestHeaders<'_>,
+    jwt_authn: Option<&JwtAuthnView>,
+    now: i64,
+    cache: &mut KeyCache,
+) -> Decision {
+    if !cfg.enabled {
+        return Decision::Pass;
+    }
+    let uri = target_uri(
+        cfg,
+        h.scheme,
+        h.forwarded_proto,
+        h.authority,
+        path_only(h.path),
+    );
+    let jwt_authn = jwt_authn.filter(|_| cfg.access_token.verify == VerifyMode::JwtAuthn);
+    let req = Request {
+        method: h.method,
+        path: h.path,
+        uri: &uri,
+        dpop: &h.dpop,
+        authorization: &h.authorization,
+        jwt_authn,
+        now,
+    };
+    decide_cached(cfg, &req, cache)
 }

@@ -673,11 +673,32 @@ impl Config {
         })
     }
 
-    /// The policy for a request path: first matching prefix wins, else `required`/`optional`.
+    /// The policy for a request path (`:path`, query allowed): first matching prefix wins,
+    /// else `required`/`optional`. Rules are matched on the normalized path
+    /// ([`crate::htu::route_path`]), the one the upstream resolves: `/public/../api` is
+    /// `/api`. When decoding `%2F`/`%5C`/`\\` as `/` would pick another policy, or the path
+    /// cannot be normalized, the request gets `required`: the filter cannot know which of the
+    /// two paths the upstream serves.
     pub fn route_policy(&self, path: &str) -> RoutePolicy {
+        let plain = crate::htu::route_path(path, false);
+        let decoded = crate::htu::route_path(path, true);
+        match (plain, decoded) {
+            (Some(a), Some(b)) => {
+                let p = self.rule_policy(&a);
+                if a == b || p == self.rule_policy(&b) {
+                    p
+                } else {
+                    RoutePolicy::Required
+                }
+            }
+            _ => RoutePolicy::Required,
+        }
+    }
+
+    fn rule_policy(&self, normalized: &str) -> RoutePolicy {
         self.routes
             .iter()
-            .find(|r| path.starts_with(r.prefix.as_str()))
+            .find(|r| normalized.starts_with(r.prefix.as_str()))
             .map(|r| r.policy)
             .unwrap_or(if self.required {
                 RoutePolicy::Required
@@ -686,9 +707,15 @@ impl Config {
             })
     }
 
-    /// Replay TTL, SPEC §5: a proof is acceptable for at most `proof_ttl + clock_skew` seconds.
-    pub fn replay_ttl(&self) -> i64 {
-        self.proof.proof_ttl + self.proof.clock_skew
+    /// Replay entry lifetime for a proof issued at `iat`, checked at `now` (README "Replay
+    /// protection"): the proof is accepted while `now <= iat + proof_ttl`, so the entry must
+    /// outlive that second: `iat + proof_ttl - now + 1`, at least 1 s. (A lifetime counted from
+    /// first use instead, `proof_ttl + clock_skew`, let a proof be used twice in its last second.)
+    pub fn replay_ttl(&self, iat: i64, now: i64) -> i64 {
+        iat.saturating_add(self.proof.proof_ttl)
+            .saturating_sub(now)
+            .saturating_add(1)
+            .max(1)
     }
 }
 
@@ -842,7 +869,10 @@ mod tests {
             assert_eq!(c.proof.algorithms.names(), "EdDSA ES256 RS256");
             assert_eq!(c.replay, ReplayConfig::Local { capacity: 100_000 });
             assert_eq!(c.forward_jkt_header, "x-dpop-jkt");
-            assert_eq!(c.replay_ttl(), 180);
+            assert_eq!(c.replay_ttl(1000, 1000), 121);
+            assert_eq!(c.replay_ttl(1060, 1000), 181);
+            assert_eq!(c.replay_ttl(880, 1000), 1);
+            assert_eq!(c.replay_ttl(0, 1000), 1);
         }
     }
 

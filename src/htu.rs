@@ -122,6 +122,56 @@ fn normalize_path(path: &str) -> Option<String> {
     })
 }
 
+/// The path that route rules are matched on: the request path (no query) as an upstream most
+/// likely resolves it — percent-encoded unreserved characters decoded, runs of `/` merged, dot
+/// segments removed. With `decode_slashes`, `%2F`, `%5C` and `\\` also count as `/` (some
+/// servers decode them). `None` when the path is not one we can normalize (bad
+/// percent-encoding, control or non-ASCII bytes, over [`MAX_URI_LEN`]).
+pub fn route_path(path: &str, decode_slashes: bool) -> Option<String> {
+    if path.len() > MAX_URI_LEN {
+        return None;
+    }
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let decoded;
+    let path = if decode_slashes {
+        decoded = decode_slash_escapes(path);
+        decoded.as_str()
+    } else {
+        path
+    };
+    let path = normalize_pct(path)?;
+    let mut merged = String::with_capacity(path.len() + 1);
+    if !path.starts_with('/') {
+        merged.push('/');
+    }
+    for c in path.chars() {
+        if !(c == '/' && merged.ends_with('/')) {
+            merged.push(c);
+        }
+    }
+    let out = remove_dot_segments(&merged);
+    Some(if out.is_empty() { "/".to_owned() } else { out })
+}
+
+/// `%2F`, `%5C` (any case) and `\\` to `/`.
+fn decode_slash_escapes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(c) = rest.chars().next() {
+        let esc = rest
+            .get(..3)
+            .filter(|e| e.eq_ignore_ascii_case("%2f") || e.eq_ignore_ascii_case("%5c"));
+        if esc.is_some() {
+            out.push('/');
+            rest = rest.get(3..).unwrap_or_default();
+        } else {
+            out.push(if c == '\\' { '/' } else { c });
+            rest = rest.get(c.len_utf8()..).unwrap_or_default();
+        }
+    }
+    out
+}
+
 /// RFC 3986 §5.2.4, on an absolute path.
 fn remove_dot_segments(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
@@ -220,6 +270,31 @@ mod tests {
         ] {
             assert_eq!(normalize(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn route_paths() {
+        let cases = [
+            ("/api/x", false, "/api/x"),
+            ("/public/../api/x", false, "/api/x"),
+            ("/public/%2e%2e/api/x", false, "/api/x"),
+            ("/public/%2E%2E/api/x?q=/public", false, "/api/x"),
+            ("//public/../api/x", false, "/api/x"),
+            ("/public//../api/x", false, "/api/x"),
+            ("/public/./../api/x", false, "/api/x"),
+            ("/public%2F..%2Fapi/x", false, "/public%2F..%2Fapi/x"),
+            ("/public%2F..%2Fapi/x", true, "/api/x"),
+            ("/public\\..\\api/x", true, "/api/x"),
+            ("/public/..%5capi/x", true, "/api/x"),
+            ("", false, "/"),
+            ("api", false, "/api"),
+            ("/%7Euser", false, "/~user"),
+        ];
+        for (input, decode, want) in cases {
+            assert_eq!(route_path(input, decode).as_deref(), Some(want), "{input}");
+        }
+        assert_eq!(route_path("/a%zz", false), None);
+        assert_eq!(route_path("/a b", false), None);
     }
 
     #[test]

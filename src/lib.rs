@@ -6,6 +6,7 @@
 pub mod authn;
 pub mod b64;
 pub mod config;
+pub mod headers;
 pub mod htu;
 pub mod jose;
 pub mod json;

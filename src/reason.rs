@@ -12,6 +12,7 @@ pub enum Problem {
     TokenInvalid,
     UseDpopNonce,
     ReplayCheckUnavailable,
+    DpopCheckUnavailable,
 }
 
 impl Problem {
@@ -24,6 +25,7 @@ impl Problem {
             Problem::TokenInvalid => "token-invalid",
             Problem::UseDpopNonce => "use-dpop-nonce",
             Problem::ReplayCheckUnavailable => "replay-check-unavailable",
+            Problem::DpopCheckUnavailable => "dpop-check-unavailable",
         }
     }
     pub fn title(self) -> &'static str {
@@ -35,11 +37,12 @@ impl Problem {
             Problem::TokenInvalid => "Invalid or Expired Token",
             Problem::UseDpopNonce => "DPoP Nonce Required",
             Problem::ReplayCheckUnavailable => "Replay Check Unavailable",
+            Problem::DpopCheckUnavailable => "DPoP Check Unavailable",
         }
     }
     pub fn status(self) -> u32 {
         match self {
-            Problem::ReplayCheckUnavailable => 503,
+            Problem::ReplayCheckUnavailable | Problem::DpopCheckUnavailable => 503,
             _ => 401,
         }
     }
@@ -130,6 +133,9 @@ deny_reasons! {
     BindingMismatch => (BindingMismatch, "binding_mismatch", INVALID_TOKEN, "DPoP proof key does not match the access token cnf.jkt"),
     ReplayStoreFull => (ReplayCheckUnavailable, "replay_store_full", None, "Replay store is full; try again later"),
     ReplayCheckFailed => (ReplayCheckUnavailable, "replay_unavailable", None, "Replay check service unavailable"),
+    /// The proxy refused a call the check needs (reading headers or metadata, setting the
+    /// thumbprint header): the request is refused, never let through unchecked.
+    HostCallFailed => (DpopCheckUnavailable, "host_error", None, "The proxy could not complete the DPoP check"),
 }
 
 #[cfg(test)]

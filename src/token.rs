@@ -32,23 +32,48 @@ fn is_token68(s: &str) -> bool {
         })
 }
 
-/// Reads the `Authorization` header values. `Ok(None)` when there is no DPoP or Bearer
-/// credential (other schemes are left to other filters); more than one header is refused.
-pub fn extract<'a>(values: &[&'a str]) -> Result<Option<Credential<'a>>, DenyReason> {
+/// Does this value name the DPoP or Bearer scheme anywhere (any case)? Envoy's jwt_authn finds
+/// its `value_prefix` ("Bearer ", "DPoP ") anywhere in the value, and upstream apps parse in
+/// their own ways: a value that mentions either scheme but is not exactly one well-formed
+/// credential is refused, never waved through as "another scheme".
+fn mentions_dpop_or_bearer(value: &[u8]) -> bool {
+    value.windows(4).any(|w| w.eq_ignore_ascii_case(b"dpop"))
+        || value.windows(6).any(|w| w.eq_ignore_ascii_case(b"bearer"))
+}
+
+/// Reads the `Authorization` header values (raw bytes: a value that is not UTF-8 is not a
+/// credential we can use).
+///
+/// - none → `Ok(None)`;
+/// - more than one value, or one value with a comma (Envoy joins repeated `Authorization`
+///   headers with `,`) that mentions DPoP or Bearer → `AuthorizationMultiple`;
+/// - exactly `<scheme> SP <token68>` with scheme `DPoP`/`Bearer` (any case) → the credential.
+///   One SP only: a tab, several spaces or trailing text make it malformed;
+/// - any other value that mentions DPoP or Bearer → `AuthorizationMalformed`;
+/// - another scheme (`Basic ...`) → `Ok(None)`, left to other filters.
+pub fn extract<'a>(values: &[&'a [u8]]) -> Result<Option<Credential<'a>>, DenyReason> {
     let value = match values {
         [] => return Ok(None),
-        [v] => v.trim(),
+        [v] => v.trim_ascii(),
         _ => return Err(DenyReason::AuthorizationMultiple),
     };
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let mentions = mentions_dpop_or_bearer(value);
+    if mentions && value.contains(&b',') {
+        return Err(DenyReason::AuthorizationMultiple);
+    }
+    let Ok(value) = std::str::from_utf8(value) else {
+        return Err(DenyReason::AuthorizationMalformed);
+    };
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     let scheme = if scheme.eq_ignore_ascii_case("dpop") {
         Scheme::DPoP
     } else if scheme.eq_ignore_ascii_case("bearer") {
         Scheme::Bearer
+    } else if mentions {
+        return Err(DenyReason::AuthorizationMalformed);
     } else {
         return Ok(None);
     };
-    let token = rest.trim_start_matches(' ');
     if token.len() > MAX_TOKEN_BYTES || !is_token68(token) {
         return Err(DenyReason::AuthorizationMalformed);
     }
@@ -170,36 +195,59 @@ pub fn verify(
 mod tests {
     use super::*;
 
+    fn ex(values: &[&str]) -> Result<Option<Credential<'static>>, DenyReason> {
+        let v: Vec<&'static [u8]> = values
+            .iter()
+            .map(|s| &*Box::leak(s.as_bytes().to_vec().into_boxed_slice()))
+            .collect();
+        extract(&v)
+    }
+
     #[test]
     fn extraction() {
-        assert_eq!(extract(&[]), Ok(None));
+        use DenyReason::{AuthorizationMalformed as Malformed, AuthorizationMultiple as Multiple};
+        assert_eq!(ex(&[]), Ok(None));
         assert_eq!(
-            extract(&["DPoP abc.def-_~+/=="]),
+            ex(&["DPoP abc.def-_~+/=="]),
             Ok(Some(Credential {
                 scheme: Scheme::DPoP,
                 token: "abc.def-_~+/=="
             }))
         );
         assert_eq!(
-            extract(&["bearer t"]).map(|c| c.map(|c| c.scheme)),
+            ex(&["bearer t"]).map(|c| c.map(|c| c.scheme)),
             Ok(Some(Scheme::Bearer))
         );
-        assert_eq!(extract(&["Basic dXNlcg=="]), Ok(None));
+        assert_eq!(ex(&["Basic dXNlcg=="]), Ok(None));
+        assert_eq!(ex(&["Digest a=1, b=2"]), Ok(None));
+        assert_eq!(ex(&["Bearer"]), Err(Malformed));
+        assert_eq!(ex(&["Bearer a b"]), Err(Malformed));
+        assert_eq!(ex(&["Bearer a=b"]), Err(Malformed));
+        assert_eq!(ex(&["Bearer a", "Bearer b"]), Err(Multiple));
+        assert_eq!(ex(&["Basic Zm9v", "Bearer b"]), Err(Multiple));
+    }
+
+    /// Issue 11, defects 2, 5 and 6: values jwt_authn or an upstream reads as a DPoP/Bearer
+    /// credential are never "another scheme".
+    #[test]
+    fn hostile_authorization_shapes() {
+        use DenyReason::{AuthorizationMalformed as Malformed, AuthorizationMultiple as Multiple};
+        assert_eq!(ex(&["Basic Zm9v, Bearer a.b.c"]), Err(Multiple));
+        assert_eq!(ex(&["Bearer a.b.c, Bearer d.e.f"]), Err(Multiple));
+        assert_eq!(ex(&["Bearer a.b.c,"]), Err(Multiple));
+        assert_eq!(ex(&["X DPoP a.b.c"]), Err(Malformed));
+        assert_eq!(ex(&["XBearer a.b.c"]), Err(Malformed));
+        assert_eq!(ex(&["Bearer\ta.b.c"]), Err(Malformed));
+        assert_eq!(ex(&["DPoP\ta.b.c"]), Err(Malformed));
+        assert_eq!(ex(&["Bearer  a.b.c"]), Err(Malformed));
+        assert_eq!(ex(&["Bearer a.b.c extra"]), Err(Malformed));
+        assert_eq!(ex(&["Basic bearer"]), Err(Malformed));
+        assert_eq!(extract(&[b"Bearer a\xff"]), Err(Malformed));
+        assert_eq!(extract(&[b"Basic \xff\xfe"]), Err(Malformed));
+        // surrounding whitespace is Envoy's OWS, not part of the value
         assert_eq!(
-            extract(&["Bearer"]),
-            Err(DenyReason::AuthorizationMalformed)
-        );
-        assert_eq!(
-            extract(&["Bearer a b"]),
-            Err(DenyReason::AuthorizationMalformed)
-        );
-        assert_eq!(
-            extract(&["Bearer a=b"]),
-            Err(DenyReason::AuthorizationMalformed)
-        );
-        assert_eq!(
-            extract(&["Bearer a", "Bearer b"]),
-            Err(DenyReason::AuthorizationMultiple)
+            ex(&[" Bearer a.b.c\t"]).map(|c| c.map(|c| c.token)),
+            Ok(Some("a.b.c"))
         );
     }
 

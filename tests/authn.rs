@@ -55,12 +55,14 @@ fn run(
     authz: &[&str],
     jwt: Option<&JwtAuthnView>,
 ) -> Decision {
+    let dpop: Vec<&[u8]> = dpop.iter().map(|s| s.as_bytes()).collect();
+    let authz: Vec<&[u8]> = authz.iter().map(|s| s.as_bytes()).collect();
     let req = Request {
         method: "GET",
         path,
         uri: URI,
-        dpop,
-        authorization: authz,
+        dpop: &dpop,
+        authorization: &authz,
         jwt_authn: jwt,
         now: NOW,
     };
@@ -85,7 +87,13 @@ fn required_route_needs_a_proof() {
     let k = TestKey::ed25519_n(1);
     let p = proof(&k, None, "");
     match run(&c, "/api/x", &[&p], &[], None) {
-        Decision::Allow { jkt, replay_key } => {
+        Decision::Allow {
+            jkt,
+            replay_key,
+            replay_ttl,
+        } => {
+            // the entry outlives the proof's acceptance window: iat + proof_ttl - now + 1
+            assert_eq!(replay_ttl, 121);
             assert_eq!(jkt.as_deref(), Some(k.jkt().as_str()));
             assert!(replay_key.unwrap().starts_with("dpop:jti:"));
         }
@@ -167,7 +175,8 @@ fn optional_route() {
         run(&c, "/x", &[], &[], None),
         Decision::Allow {
             jkt: None,
-            replay_key: None
+            replay_key: None,
+            replay_ttl: 0
         }
     );
     // a bound token still needs its proof (downgrade)
@@ -363,5 +372,165 @@ fn target_uri_sources() {
     assert_eq!(
         target_uri(&origin, Some("http"), Some("http"), "10.0.0.1", "/p"),
         "https://api.example.com/p"
+    );
+}
+
+/// Issue 11, defect 2: in `jwt_authn` mode the metadata is the truth. jwt_authn finds
+/// `Bearer <t>` inside values the filter would read as another scheme, or in another header
+/// altogether; a verified bound token then needs a proof of its key whatever the header says.
+#[test]
+fn jwt_authn_metadata_is_the_truth() {
+    let c = cfg(
+        r#"{"required": false, "access_token": {"verify": "jwt_authn"},
+            "routes": [{"prefix": "/token", "policy": "proof_only"}]}"#,
+    );
+    let victim = TestKey::ed25519_n(20);
+    let attacker = TestKey::ed25519_n(21);
+    let stolen = JwtAuthnView {
+        payload_present: true,
+        jkt: Some(victim.jkt()),
+    };
+    // no Authorization the filter recognises (token came from x-token, or a query parameter)
+    for path in ["/x", "/token"] {
+        assert_eq!(
+            denied(run(&c, path, &[], &[], Some(&stolen))),
+            R::BoundTokenWithoutProof,
+            "{path}"
+        );
+        assert_eq!(
+            denied(run(
+                &c,
+                path,
+                &[&proof(&attacker, None, "")],
+                &[],
+                Some(&stolen)
+            )),
+            R::BindingMismatch,
+            "{path}"
+        );
+    }
+    // shapes jwt_authn accepts and the filter used to call "another scheme"
+    let t = token(r#"{"whatever":1}"#);
+    for authz in [
+        format!("Basic Zm9v, Bearer {t}"),
+        format!("X DPoP {t}"),
+        format!("Bearer\t{t}"),
+    ] {
+        let d = denied(run(&c, "/x", &[], &[&authz], Some(&stolen)));
+        assert!(
+            matches!(d, R::AuthorizationMalformed | R::AuthorizationMultiple),
+            "{authz}: {d:?}"
+        );
+        let d = denied(run(
+            &c,
+            "/x",
+            &[&proof(&attacker, Some(&t), "")],
+            &[&authz],
+            Some(&stolen),
+        ));
+        assert!(
+            matches!(d, R::AuthorizationMalformed | R::AuthorizationMultiple),
+            "{authz}: {d:?}"
+        );
+    }
+    // the victim's own proof still works without a recognised header (no ath to check)
+    assert!(matches!(
+        run(&c, "/x", &[&proof(&victim, None, "")], &[], Some(&stolen)),
+        Decision::Allow { .. }
+    ));
+    // an unbound verified token on a required route is not-bound, as with a header
+    let strict = cfg(r#"{"required": true, "access_token": {"verify": "jwt_authn"}}"#);
+    let unbound = JwtAuthnView {
+        payload_present: true,
+        jkt: None,
+    };
+    assert_eq!(
+        denied(run(
+            &strict,
+            "/x",
+            &[&proof(&victim, None, "")],
+            &[],
+            Some(&unbound)
+        )),
+        R::TokenNotBound
+    );
+}
+
+/// Issue 11, defect 3: routes are matched on the normalized path.
+#[test]
+fn routes_match_the_normalized_path() {
+    let c = cfg(r#"{"required": true, "routes": [
+            {"prefix": "/public", "policy": "off"},
+            {"prefix": "/opt", "policy": "optional"},
+            {"prefix": "/token", "policy": "proof_only"}]}"#);
+    for path in [
+        "/public/../api/x",
+        "/public/%2e%2e/api/x",
+        "/public/%2E%2E/api/x",
+        "/opt/../api/x",
+        "/token/../api/x",
+        "//public/../api/x",
+        "/public/./../api/x",
+        "/public/..%2Fapi/x",
+        "/public%2F..%2Fapi/x",
+        "/public\\..\\api/x",
+        "/public/%zz",
+    ] {
+        assert_eq!(
+            denied(run(&c, path, &[], &[], None)),
+            R::ProofMissing,
+            "{path}"
+        );
+    }
+    assert_eq!(run(&c, "/public/x", &[], &[], None), Decision::Pass);
+    assert_eq!(
+        run(&c, "/public/a/../b?x=/api", &[], &[], None),
+        Decision::Pass
+    );
+    // a stolen bound token with the attacker's proof on a proof_only route in disguise
+    let victim = TestKey::ed25519_n(22);
+    let attacker = TestKey::ed25519_n(23);
+    let stolen = bound(&victim);
+    let d = denied(run(
+        &c,
+        "/token/../api/x",
+        &[&proof(&attacker, Some(&stolen), "")],
+        &[&format!("Bearer {stolen}")],
+        None,
+    ));
+    assert_eq!(d, R::BindingMismatch);
+}
+
+/// Issue 11, defect 1: header bytes that are not UTF-8, through the whole pure pipeline.
+#[test]
+fn non_utf8_header_values() {
+    use dpop_guard::authn::decide_headers;
+    let c = cfg(r#"{"required": true, "public_origin": "https://api.example.com"}"#);
+    let k = TestKey::ed25519_n(24);
+    let p = proof(&k, None, "");
+    let base: Vec<(&[u8], &[u8])> = vec![
+        (b":method", b"GET"),
+        (b":path", b"/api/x"),
+        (b":authority", b"api.example.com"),
+    ];
+    let with = |extra: &[(&'static [u8], &'static [u8])], dpop: Option<&[u8]>| {
+        let mut h = base.clone();
+        h.extend_from_slice(extra);
+        if let Some(d) = dpop {
+            h.push((b"dpop", d));
+        }
+        decide_headers(&c, &h, None, NOW)
+    };
+    assert!(matches!(
+        with(&[(b"x-anything", b"\xff\xfe")], Some(p.as_bytes())),
+        Decision::Allow { .. }
+    ));
+    assert_eq!(denied(with(&[], Some(b"eyJ\xff.a.b"))), R::ProofMalformed);
+    assert_eq!(
+        denied(with(
+            &[(b"authorization", b"Bearer a\xff")],
+            Some(p.as_bytes())
+        )),
+        R::AuthorizationMalformed
     );
 }

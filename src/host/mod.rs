@@ -1,20 +1,21 @@
 //! proxy-wasm glue: the only module that talks to the host. It gathers request facts, calls the
 //! pure decision code, and applies the result (local reply, replay check, headers, stats).
 
-use crate::authn::{self, Decision, JwtAuthnView, Request};
+use crate::authn::{self, Decision, JwtAuthnView};
 use crate::config::{Config, OnError, ReplayConfig, VerifyMode};
 use crate::problem::{self, ProblemContext};
 use crate::proof::KeyCache;
 use crate::reason::DenyReason;
 use crate::replay::{Insert, LocalReplayStore, SharedKv, StoreError};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
+mod abi;
 mod profile;
+use abi::now_secs;
 use profile::Probe;
 
 proxy_wasm::main! {{
@@ -25,14 +26,7 @@ proxy_wasm::main! {{
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn log(level: LogLevel, msg: &str) {
-    let _ = hostcalls::log(level, msg);
-}
-
-fn now_secs() -> i64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64)
+    abi::log(level as u32, msg);
 }
 
 /// Counter ids (SPEC §7). Names are fixed; Envoy exports them under `wasmcustom.`.
@@ -43,16 +37,15 @@ struct Metrics {
     replay_detected: u32,
     replay_errors: u32,
     replay_local_full: u32,
+    host_errors: u32,
 }
 
 fn counter(name: &str) -> u32 {
-    hostcalls::define_metric(MetricType::Counter, name).unwrap_or(0)
+    abi::define_counter(name)
 }
 
 fn bump(id: u32) {
-    if id != 0 {
-        let _ = hostcalls::increment_metric(id, 1);
-    }
+    abi::increment(id);
 }
 
 impl Metrics {
@@ -67,6 +60,7 @@ impl Metrics {
             replay_detected: counter("dpop_guard.replay.detected"),
             replay_errors: counter("dpop_guard.replay.errors"),
             replay_local_full: counter("dpop_guard.replay.local_full"),
+            host_errors: counter("dpop_guard.host_errors"),
         }
     }
 
@@ -88,19 +82,10 @@ struct HostKv;
 
 impl SharedKv for HostKv {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        match hostcalls::get_shared_data(key) {
-            Ok((Some(v), Some(cas))) => Ok(Some((v, cas))),
-            Ok((None, Some(cas))) => Ok(Some((Vec::new(), cas))),
-            Ok((_, None)) => Ok(None),
-            Err(_) => Err(StoreError::Host),
-        }
+        abi::shared_data(key).map_err(|_| StoreError::Host)
     }
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, StoreError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
-            Ok(()) => Ok(true),
-            Err(Status::CasMismatch) => Ok(false),
-            Err(_) => Err(StoreError::Host),
-        }
+        abi::set_shared_data(key, value, cas.unwrap_or(0)).map_err(|_| StoreError::Host)
     }
 }
 
@@ -130,7 +115,18 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = match abi::plugin_configuration() {
+            Ok(b) => b,
+            Err(status) => {
+                log(
+                    LogLevel::Error,
+                    &format!(
+                        "dpop_guard: cannot read the plugin configuration (host status {status})"
+                    ),
+                );
+                return false;
+            }
+        };
         let cfg = match Config::parse(&bytes) {
             Ok(c) => c,
             Err(e) => {
@@ -201,6 +197,13 @@ impl RootContext for Root {
     }
 }
 
+/// What a local reply needs from the request, kept from the header read.
+struct ReplyContext {
+    /// Request path without query (problem `instance`).
+    instance: String,
+    request_id: Option<String>,
+}
+
 /// Where a request is in the pipeline.
 enum Stage {
     Start,
@@ -208,8 +211,7 @@ enum Stage {
     AwaitingReplay {
         token: u32,
         jkt: Option<String>,
-        instance: String,
-        request_id: Option<String>,
+        reply: ReplyContext,
     },
     Done,
 }
@@ -220,7 +222,7 @@ struct Filter {
 }
 
 impl Filter {
-    fn deny(&mut self, reason: DenyReason, instance: &str, request_id: Option<&str>, now: i64) {
+    fn deny(&mut self, reason: DenyReason, reply: &ReplyContext, now: i64) -> Action {
         let cfg = &self.shared.cfg;
         self.shared.metrics.denied(reason);
         let nonce = match (reason, &cfg.nonce) {
@@ -230,8 +232,8 @@ impl Filter {
             _ => None,
         };
         let ctx = ProblemContext {
-            instance,
-            request_id,
+            instance: &reply.instance,
+            request_id: reply.request_id.as_deref(),
             now,
             nonce: nonce.as_deref(),
         };
@@ -246,20 +248,41 @@ impl Filter {
         );
         let headers: Vec<(&str, &str)> =
             resp.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.send_http_response(resp.status, headers, Some(resp.body.as_bytes()));
+        if let Err(status) = abi::send_local_response(resp.status, &headers, resp.body.as_bytes()) {
+            // The request stays paused: Envoy times it out. Never let it through.
+            self.host_error("send_local_response", status);
+        }
         self.stage = Stage::Done;
+        Action::Pause
     }
 
-    fn allow(&mut self, jkt: Option<&str>) {
+    /// Continue upstream with the thumbprint header set. If the host refuses the header, the
+    /// request is refused: the upstream must never see a request without the header we vouch
+    /// for (a token endpoint binds what it receives).
+    fn allow(&mut self, jkt: Option<&str>, reply: &ReplyContext) -> Action {
         if let Some(jkt) = jkt {
-            let name = self.shared.cfg.forward_jkt_header.clone();
-            self.set_http_request_header(&name, Some(jkt));
+            let name = &self.shared.cfg.forward_jkt_header;
+            if let Err(status) = abi::replace_request_header(name, jkt) {
+                self.host_error("replace_header_map_value", status);
+                return self.deny(DenyReason::HostCallFailed, reply, now_secs());
+            }
         }
         bump(self.shared.metrics.allowed);
         self.stage = Stage::Done;
+        Action::Continue
     }
 
-    fn jwt_authn_view(&self) -> JwtAuthnView {
+    fn host_error(&self, call: &str, status: u32) {
+        bump(self.shared.metrics.host_errors);
+        log(
+            LogLevel::Warn,
+            &format!("dpop_guard: host call {call} failed with status {status}"),
+        );
+    }
+
+    /// What jwt_authn left in dynamic metadata. `Err` when the host fails to answer (not
+    /// "absent": that would read as "no token").
+    fn jwt_authn_view(&self) -> Result<JwtAuthnView, u32> {
         let at = &self.shared.cfg.access_token;
         let base = [
             "metadata",
@@ -267,57 +290,44 @@ impl Filter {
             at.metadata_namespace.as_str(),
             at.payload_key.as_str(),
         ];
-        let payload_present = self
-            .get_property(base.to_vec())
-            .is_some_and(|v| !v.is_empty());
+        let payload_present = abi::property(&base)?.is_some_and(|v| !v.is_empty());
+        if !payload_present {
+            return Ok(JwtAuthnView::default());
+        }
         let mut path = base.to_vec();
         path.extend(["cnf", "jkt"]);
-        let jkt = self
-            .get_property(path)
-            .and_then(|v| String::from_utf8(v).ok())
-            .filter(|s| !s.is_empty());
-        JwtAuthnView {
+        // A jkt that is not UTF-8 still names a key — one no proof can match — never "unbound".
+        let jkt = abi::property(&path)?
+            .filter(|v| !v.is_empty())
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        Ok(JwtAuthnView {
             payload_present,
             jkt,
-        }
+        })
     }
 }
 
 impl Context for Filter {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, _: usize, _: usize) {
-        let Stage::AwaitingReplay {
-            token,
-            jkt,
-            instance,
-            request_id,
-        } = std::mem::replace(&mut self.stage, Stage::Done)
+        let Stage::AwaitingReplay { token, jkt, reply } =
+            std::mem::replace(&mut self.stage, Stage::Done)
         else {
             return;
         };
         if token != token_id {
             // not our callout: keep waiting
-            self.stage = Stage::AwaitingReplay {
-                token,
-                jkt,
-                instance,
-                request_id,
-            };
+            self.stage = Stage::AwaitingReplay { token, jkt, reply };
             return;
         }
-        let status = self.get_http_call_response_header(":status");
-        match status.as_deref() {
-            Some("201") => {
-                self.allow(jkt.as_deref());
-                self.resume_http_request();
-            }
-            Some("409") => self.deny(
-                DenyReason::ProofReplayed,
-                &instance,
-                request_id.as_deref(),
-                now_secs(),
-            ),
-            _ => {
-                self.replay_unavailable(jkt, &instance, request_id.as_deref(), true);
+        let status = abi::http_call_response_header(":status");
+        let action = match status.as_ref().map(|s| s.as_deref()) {
+            Ok(Some(b"201")) => self.allow(jkt.as_deref(), &reply),
+            Ok(Some(b"409")) => self.deny(DenyReason::ProofReplayed, &reply, now_secs()),
+            _ => self.replay_unavailable(jkt, &reply),
+        };
+        if action == Action::Continue {
+            if let Err(status) = abi::resume_request() {
+                self.host_error("continue_stream", status);
             }
         }
     }
@@ -325,14 +335,8 @@ impl Context for Filter {
 
 impl Filter {
     /// The remote store could not answer (error status, timeout, dispatch failure):
-    /// `replay.on_error` decides. `resume` when the request is paused waiting for us.
-    fn replay_unavailable(
-        &mut self,
-        jkt: Option<String>,
-        instance: &str,
-        request_id: Option<&str>,
-        resume: bool,
-    ) -> Action {
+    /// `replay.on_error` decides.
+    fn replay_unavailable(&mut self, jkt: Option<String>, reply: &ReplyContext) -> Action {
         bump(self.shared.metrics.replay_errors);
         let on_error = match &self.shared.cfg.replay {
             ReplayConfig::Remote { on_error, .. } => *on_error,
@@ -344,21 +348,9 @@ impl Filter {
                     LogLevel::Warn,
                     "dpop_guard: replay check unavailable; allowed by replay.on_error = allow",
                 );
-                self.allow(jkt.as_deref());
-                if resume {
-                    self.resume_http_request();
-                }
-                Action::Continue
+                self.allow(jkt.as_deref(), reply)
             }
-            OnError::Deny => {
-                self.deny(
-                    DenyReason::ReplayCheckFailed,
-                    instance,
-                    request_id,
-                    now_secs(),
-                );
-                Action::Pause
-            }
+            OnError::Deny => self.deny(DenyReason::ReplayCheckFailed, reply, now_secs()),
         }
     }
 }
@@ -390,65 +382,56 @@ impl Filter {
     fn request_headers(&mut self, probe: &mut Probe) -> Action {
         let shared = self.shared.clone();
         let cfg = &shared.cfg;
-        let headers = self.get_http_request_headers();
+        let now = now_secs();
+        // Read as bytes and parsed by our own code: no header value can panic the VM.
+        let map = abi::request_header_map();
+        let pairs = map.as_deref().ok().and_then(crate::headers::parse_map);
+        let Some(pairs) = pairs else {
+            self.host_error("get_header_map_pairs", map.err().unwrap_or(0));
+            let reply = ReplyContext {
+                instance: String::new(),
+                request_id: None,
+            };
+            return self.deny(DenyReason::HostCallFailed, &reply, now);
+        };
+        let h = crate::headers::gather(&pairs, &cfg.forward_jkt_header);
         probe.mark("get_headers");
-        // Never trust a client-sent thumbprint, whatever the route or mode. (Envoy hands
-        // header names over lowercased, as the configured name is; the removal hostcall is
-        // only made when there is something to remove.)
-        if headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case(&cfg.forward_jkt_header))
-        {
-            self.set_http_request_header(&cfg.forward_jkt_header, None);
+        let reply = ReplyContext {
+            instance: authn::path_only(h.path).to_owned(),
+            request_id: h.request_id.map(str::to_owned),
+        };
+        // Never trust a client-sent thumbprint, in any spelling (`x_dpop_jkt` reaches WSGI
+        // apps as `x-dpop-jkt`), whatever the route or mode. The removal hostcall is only made
+        // when there is something to remove.
+        for name in &h.forged_jkt {
+            if let Err(status) = abi::remove_request_header(name) {
+                self.host_error("remove_header_map_value", status);
+                return self.deny(DenyReason::HostCallFailed, &reply, now);
+            }
         }
         if !cfg.enabled {
             self.stage = Stage::Done;
             return Action::Continue;
         }
-        let mut method = "";
-        let mut path = "/";
-        let mut request_id = None;
-        let (mut scheme, mut authority, mut forwarded_proto) = (None, "", None);
-        let mut dpop: Vec<&str> = Vec::new();
-        let mut authorization: Vec<&str> = Vec::new();
-        for (k, v) in &headers {
-            match k.as_str() {
-                ":method" => method = v,
-                ":path" => path = v,
-                ":scheme" => scheme = Some(v.as_str()),
-                ":authority" => authority = v,
-                "x-forwarded-proto" if forwarded_proto.is_none() => {
-                    forwarded_proto = Some(v.as_str())
+        let jwt_view = if cfg.access_token.verify == VerifyMode::JwtAuthn {
+            match self.jwt_authn_view() {
+                Ok(v) => Some(v),
+                Err(status) => {
+                    self.host_error("get_property", status);
+                    return self.deny(DenyReason::HostCallFailed, &reply, now);
                 }
-                "x-request-id" => request_id = Some(v.as_str()),
-                "dpop" => dpop.push(v),
-                "authorization" => authorization.push(v),
-                _ => {}
             }
-        }
-        let now = now_secs();
-        let path_no_query = authn::path_only(path);
-        // every fact comes from the one header read above: no further hostcalls
-        let uri = authn::target_uri(cfg, scheme, forwarded_proto, authority, path_no_query);
-        let jwt_view =
-            (cfg.access_token.verify == VerifyMode::JwtAuthn).then(|| self.jwt_authn_view());
-        let req = Request {
-            method,
-            path,
-            uri: &uri,
-            dpop: &dpop,
-            authorization: &authorization,
-            jwt_authn: jwt_view.as_ref(),
-            now,
+        } else {
+            None
         };
-        let instance = path_no_query.to_owned();
-        let request_id = request_id.map(str::to_owned);
+        probe.mark("facts");
         // A VM is single-threaded and nothing re-enters here, so the borrow always succeeds;
         // if it ever did not, deciding without the cache is still correct.
-        probe.mark("facts");
         let decision = match shared.key_cache.try_borrow_mut() {
-            Ok(mut cache) => authn::decide_cached(cfg, &req, &mut cache),
-            Err(_) => authn::decide(cfg, &req),
+            Ok(mut cache) => authn::decide_gathered(cfg, &h, jwt_view.as_ref(), now, &mut cache),
+            Err(_) => {
+                authn::decide_gathered(cfg, &h, jwt_view.as_ref(), now, &mut KeyCache::disabled())
+            }
         };
         probe.mark("decide");
         match decision {
@@ -456,22 +439,18 @@ impl Filter {
                 self.stage = Stage::Done;
                 Action::Continue
             }
-            Decision::Deny(reason) => {
-                self.deny(reason, &instance, request_id.as_deref(), now);
-                Action::Pause
-            }
+            Decision::Deny(reason) => self.deny(reason, &reply, now),
             Decision::Allow {
                 jkt,
                 replay_key: None,
-            } => {
-                self.allow(jkt.as_deref());
-                Action::Continue
-            }
+                ..
+            } => self.allow(jkt.as_deref(), &reply),
             Decision::Allow {
                 jkt,
                 replay_key: Some(key),
+                replay_ttl,
             } => {
-                let action = self.check_replay(jkt, &key, &instance, request_id, now);
+                let action = self.check_replay(jkt, &key, replay_ttl, reply, now);
                 probe.mark("replay+allow");
                 action
             }
@@ -484,63 +463,28 @@ impl Filter {
         &mut self,
         jkt: Option<String>,
         key: &str,
-        instance: &str,
-        request_id: Option<String>,
+        ttl: i64,
+        reply: ReplyContext,
         now: i64,
     ) -> Action {
         let shared = self.shared.clone();
-        let ttl = shared.cfg.replay_ttl();
         match &shared.cfg.replay {
-            ReplayConfig::Off => {
-                self.allow(jkt.as_deref());
-                Action::Continue
-            }
+            ReplayConfig::Off => self.allow(jkt.as_deref(), &reply),
             ReplayConfig::Local { .. } => {
                 let Some(store) = &shared.local else {
-                    self.deny(
-                        DenyReason::ReplayCheckFailed,
-                        instance,
-                        request_id.as_deref(),
-                        now,
-                    );
-                    return Action::Pause;
+                    return self.deny(DenyReason::ReplayCheckFailed, &reply, now);
                 };
                 match store.check_and_insert(&HostKv, key, now, ttl) {
-                    Ok(Insert::Fresh) => {
-                        self.allow(jkt.as_deref());
-                        Action::Continue
-                    }
-                    Ok(Insert::Replayed) => {
-                        self.deny(
-                            DenyReason::ProofReplayed,
-                            instance,
-                            request_id.as_deref(),
-                            now,
-                        );
-                        Action::Pause
-                    }
-                    Ok(Insert::Full) => {
-                        self.deny(
-                            DenyReason::ReplayStoreFull,
-                            instance,
-                            request_id.as_deref(),
-                            now,
-                        );
-                        Action::Pause
-                    }
+                    Ok(Insert::Fresh) => self.allow(jkt.as_deref(), &reply),
+                    Ok(Insert::Replayed) => self.deny(DenyReason::ProofReplayed, &reply, now),
+                    Ok(Insert::Full) => self.deny(DenyReason::ReplayStoreFull, &reply, now),
                     Err(e) => {
                         log(
                             LogLevel::Warn,
                             &format!("dpop_guard: local replay store error: {e:?}"),
                         );
                         bump(shared.metrics.replay_errors);
-                        self.deny(
-                            DenyReason::ReplayCheckFailed,
-                            instance,
-                            request_id.as_deref(),
-                            now,
-                        );
-                        Action::Pause
+                        self.deny(DenyReason::ReplayCheckFailed, &reply, now)
                     }
                 }
             }
@@ -568,12 +512,7 @@ impl Filter {
                     Duration::from_millis(u64::from(*timeout_ms)),
                 ) {
                     Ok(token) => {
-                        self.stage = Stage::AwaitingReplay {
-                            token,
-                            jkt,
-                            instance: instance.to_owned(),
-                            request_id,
-                        };
+                        self.stage = Stage::AwaitingReplay { token, jkt, reply };
                         Action::Pause
                     }
                     Err(e) => {
@@ -583,7 +522,7 @@ impl Filter {
                                 "dpop_guard: replay callout to cluster {cluster} failed: {e:?}"
                             ),
                         );
-                        self.replay_unavailable(jkt, instance, request_id.as_deref(), false)
+                        self.replay_unavailable(jkt, &reply)
                     }
                 }
             }

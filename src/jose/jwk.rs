@@ -9,10 +9,13 @@ use sha2::{Digest, Sha256};
 /// key; we refuse it rather than use it.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-/// RSA moduli outside this range are refused (RFC 7518 §3.3 requires ≥ 2048 bits; the upper
-/// bound caps the cost an attacker can make us pay per proof).
+/// RSA keys accepted in proofs and in configured JWKS — the one place these limits live:
+/// moduli of `RSA_MIN_BITS..=RSA_MAX_BITS` bits (RFC 7518 §3.3 requires ≥ 2048; the upper
+/// bound caps what an attacker-chosen key costs per proof: an 8192-bit key with a 32-bit `e`
+/// cost 68× a normal proof) and the public exponent 65537 only (what every real key uses).
 pub const RSA_MIN_BITS: usize = 2048;
-pub const RSA_MAX_BITS: usize = 8192;
+pub const RSA_MAX_BITS: usize = 4096;
+pub const RSA_EXPONENT: u32 = 65537;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwkError {
@@ -121,11 +124,8 @@ impl PublicJwk {
                 if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
                     return Err(JwkError::Invalid);
                 }
-                // e odd, 3 ≤ e < 2^32 (every real key uses 65537; huge e only costs us time)
-                let e_ok = e.len() <= 4
-                    && e.last().is_some_and(|b| b & 1 == 1)
-                    && !(e.len() == 1 && e == [1]);
-                if !e_ok {
+                // `minimal_uint` refuses leading zero octets, so 65537 has exactly one spelling
+                if e != RSA_EXPONENT.to_be_bytes().get(1..).unwrap_or_default() {
                     return Err(JwkError::Invalid);
                 }
                 // Odd modulus, limbs, Montgomery constants and R² mod n, prepared once.

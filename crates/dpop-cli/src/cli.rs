@@ -69,7 +69,7 @@ pub struct KeygenArgs {
     #[arg(long, value_name = "ALG", default_value = "EdDSA", value_parser = parse_alg)]
     pub alg: Alg,
     /// RSA modulus size in bits
-    #[arg(long, value_name = "BITS", default_value_t = 2048, value_parser = clap::value_parser!(u16).range(2048..=8192))]
+    #[arg(long, value_name = "BITS", default_value_t = 2048, value_parser = clap::value_parser!(u16).range(2048..=4096))]
     pub bits: u16,
     /// Add a "kid" member
     #[arg(long, value_name = "KID")]

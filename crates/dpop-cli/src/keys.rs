@@ -112,7 +112,7 @@ pub fn parse_key(what: &str, text: &str) -> Result<Key, CliError> {
     let public = PublicJwk::from_object(&public_members).map_err(|e| match e {
         JwkError::Private => CliError(format!("{what}: unexpected private member")),
         JwkError::Invalid => CliError(format!(
-            "{what}: not a usable JWK (supported: OKP Ed25519, EC P-256/P-384 with full-length coordinates, RSA 2048-8192 bits; 'use' must be 'sig')"
+            "{what}: not a usable JWK (supported: OKP Ed25519, EC P-256/P-384 with full-length coordinates, RSA 2048-4096 bits with e = 65537; 'use' must be 'sig')"
         )),
     })?;
     let text_member = |name: &str| -> Result<Option<String>, CliError> {

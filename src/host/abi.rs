@@ -1,0 +1,284 @@
+//! The proxy-wasm ABI calls the filter makes, declared here so that no host answer can panic.
+//!
+//! Why not the SDK's `hostcalls`: every one of them panics on a status it does not expect, and
+//! its header-map readers `unwrap()` a UTF-8 conversion of host data — one request with a
+//! non-UTF-8 header byte aborted the VM (issue 11). These wrappers return the raw status as an
+//! error, read maps as bytes and parse them with the pure [`crate::headers::parse_map`]. The
+//! return type is `u32`, not an enum: a status outside the SDK's enum must not be undefined
+//! behaviour.
+//!
+//! Still from the SDK: the context dispatcher (its panics are host contract violations:
+//! unknown context or callout ids) and `dispatch_http_call` (the dispatcher must register the
+//! callout token; Envoy answers it with Ok, BadArgument or InternalFailure only).
+#![allow(unsafe_code)]
+
+use std::ptr::null_mut;
+
+pub const OK: u32 = 0;
+pub const NOT_FOUND: u32 = 1;
+pub const CAS_MISMATCH: u32 = 8;
+
+const MAP_REQUEST_HEADERS: u32 = 0;
+const MAP_HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
+const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
+const STREAM_HTTP_REQUEST: u32 = 0;
+const METRIC_COUNTER: u32 = 0;
+
+pub type Status = u32;
+
+#[link(wasm_import_module = "env")]
+#[allow(clashing_extern_declarations)]
+extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+}
+
+/// Takes ownership of a buffer the host allocated in our memory (through the SDK's
+/// `proxy_on_memory_allocate` export), as the SDK does.
+///
+/// # Safety
+/// `data`/`size` must come from a host call that returned Ok.
+unsafe fn owned(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() {
+        Vec::new()
+    } else {
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
+pub fn log(level: u32, message: &str) {
+    unsafe {
+        let _ = proxy_log(level, message.as_ptr(), message.len());
+    }
+}
+
+/// Seconds since the Unix epoch; 0 if the host cannot say (every proof then looks too new or
+/// too old: fails closed).
+pub fn now_secs() -> i64 {
+    let mut t: u64 = 0;
+    match unsafe { proxy_get_current_time_nanoseconds(&mut t) } {
+        OK => (t / 1_000_000_000) as i64,
+        _ => 0,
+    }
+}
+
+pub fn plugin_configuration() -> Result<Vec<u8>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    match unsafe {
+        proxy_get_buffer_bytes(
+            BUFFER_PLUGIN_CONFIGURATION,
+            0,
+            usize::MAX,
+            &mut data,
+            &mut size,
+        )
+    } {
+        OK => Ok(unsafe { owned(data, size) }),
+        NOT_FOUND => Ok(Vec::new()),
+        s => Err(s),
+    }
+}
+
+/// The serialized request header map (parse with [`crate::headers::parse_map`]).
+pub fn request_header_map() -> Result<Vec<u8>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    match unsafe { proxy_get_header_map_pairs(MAP_REQUEST_HEADERS, &mut data, &mut size) } {
+        OK => Ok(unsafe { owned(data, size) }),
+        s => Err(s),
+    }
+}
+
+/// One header of the HTTP callout's response, as bytes.
+pub fn http_call_response_header(name: &str) -> Result<Option<Vec<u8>>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    match unsafe {
+        proxy_get_header_map_value(
+            MAP_HTTP_CALL_RESPONSE_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            &mut data,
+            &mut size,
+        )
+    } {
+        OK => Ok(Some(unsafe { owned(data, size) })),
+        NOT_FOUND => Ok(None),
+        s => Err(s),
+    }
+}
+
+pub fn remove_request_header(name: &str) -> Result<(), Status> {
+    match unsafe { proxy_remove_header_map_value(MAP_REQUEST_HEADERS, name.as_ptr(), name.len()) } {
+        OK => Ok(()),
+        s => Err(s),
+    }
+}
+
+pub fn replace_request_header(name: &str, value: &str) -> Result<(), Status> {
+    match unsafe {
+        proxy_replace_header_map_value(
+            MAP_REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    } {
+        OK => Ok(()),
+        s => Err(s),
+    }
+}
+
+/// A property (path segments joined with NUL), `Ok(None)` when the host has none.
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
+    let mut serialized = Vec::new();
+    for segment in path {
+        serialized.extend_from_slice(segment.as_bytes());
+        serialized.push(0);
+    }
+    let (mut data, mut size) = (null_mut(), 0usize);
+    match unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) }
+    {
+        OK => Ok(Some(unsafe { owned(data, size) })),
+        NOT_FOUND => Ok(None),
+        s => Err(s),
+    }
+}
+
+/// Shared data: `Ok(None)` when the key does not exist, else (value, cas).
+pub fn shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, Status> {
+    let (mut data, mut size, mut cas) = (null_mut(), 0usize, 0u32);
+    match unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) }
+    {
+        OK => Ok(Some((unsafe { owned(data, size) }, cas))),
+        NOT_FOUND => Ok(None),
+        s => Err(s),
+    }
+}
+
+/// Sets shared data if `cas` still matches (0: unconditional). `Ok(false)` on a CAS mismatch.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<bool, Status> {
+    match unsafe {
+        proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+    } {
+        OK => Ok(true),
+        CAS_MISMATCH => Ok(false),
+        s => Err(s),
+    }
+}
+
+pub fn resume_request() -> Result<(), Status> {
+    match unsafe { proxy_continue_stream(STREAM_HTTP_REQUEST) } {
+        OK => Ok(()),
+        s => Err(s),
+    }
+}
+
+pub fn send_local_response(
+    status: u32,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(), Status> {
+    let pairs: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .collect();
+    let map = crate::headers::serialize_map(&pairs);
+    let details = "dpop_guard";
+    match unsafe {
+        proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            map.as_ptr(),
+            map.len(),
+            -1,
+        )
+    } {
+        OK => Ok(()),
+        s => Err(s),
+    }
+}
+
+/// A counter id; 0 (never a valid id in Envoy) when the host refuses.
+pub fn define_counter(name: &str) -> u32 {
+    let mut id = 0u32;
+    match unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) } {
+        OK => id,
+        _ => 0,
+    }
+}
+
+pub fn increment(id: u32) {
+    if id != 0 {
+        unsafe {
+            let _ = proxy_increment_metric(id, 1);
+        }
+    }
+}
