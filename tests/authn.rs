@@ -534,3 +534,65 @@ fn non_utf8_header_values() {
         R::AuthorizationMalformed
     );
 }
+
+/// Issue 11, defect 4: a proof accepted in the last second of its life must still find its
+/// replay entry. Old rule: entry lifetime `proof_ttl + clock_skew` from first use, expired at
+/// `expiry <= now` — with proof_ttl 2 and clock_skew 0, a replay 2 s later passed.
+#[test]
+fn replay_entry_outlives_the_acceptance_window() {
+    use dpop_guard::replay::{Insert, LocalReplayStore, MemoryKv};
+    for (proof_ttl, skew, iat_offset) in [(2, 0, 0), (2, 60, 0), (2, 60, 60), (120, 60, 45)] {
+        let c = cfg(&format!(
+            r#"{{"required": true, "proof_ttl": {proof_ttl}, "clock_skew": {skew}}}"#
+        ));
+        let k = TestKey::ed25519_n(30);
+        let iat = NOW + iat_offset;
+        let claims = format!(
+            r#"{{"jti":"eol-{proof_ttl}-{skew}-{iat_offset}","htm":"GET","htu":"{URI}","iat":{iat}}}"#
+        );
+        let p = make_proof(&header_for("EdDSA", &k), &claims, &k);
+        let kv = MemoryKv::default();
+        let store = LocalReplayStore::new(1000);
+        store.init(&kv).unwrap();
+        let at = |now: i64| {
+            let dpop = [p.as_bytes()];
+            let req = Request {
+                method: "GET",
+                path: "/x",
+                uri: URI,
+                dpop: &dpop,
+                authorization: &[],
+                jwt_authn: None,
+                now,
+            };
+            decide(&c, &req)
+        };
+        // first use as early as possible (iat may be in the future by up to clock_skew)
+        let first = (iat - skew).max(NOW);
+        let Decision::Allow {
+            replay_key: Some(key),
+            replay_ttl,
+            ..
+        } = at(first)
+        else {
+            panic!("first use refused")
+        };
+        assert_eq!(
+            store.check_and_insert(&kv, &key, first, replay_ttl),
+            Ok(Insert::Fresh)
+        );
+        // every later second in which the proof is still accepted finds the entry
+        let mut now = first;
+        while let Decision::Allow { .. } = at(now) {
+            assert_eq!(
+                store.check_and_insert(&kv, &key, now, replay_ttl),
+                Ok(Insert::Replayed),
+                "proof_ttl {proof_ttl} skew {skew}: replay at iat{:+} passed",
+                now - iat
+            );
+            now += 1;
+        }
+        assert_eq!(denied(at(now)), R::ProofIatTooOld);
+        assert_eq!(now, iat + proof_ttl + 1);
+    }
+}
