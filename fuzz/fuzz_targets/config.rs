@@ -9,7 +9,9 @@ fuzz_target!(|data: &[u8]| {
         Ok(cfg) => {
             // whatever parsed must be internally usable
             let _ = cfg.route_policy("/a/b");
-            assert!(cfg.replay_ttl() > 0);
+            assert!(cfg.replay_ttl(0, 0) > 0);
+            assert!(cfg.replay_ttl(i64::MIN, i64::MAX) > 0);
+            assert!(cfg.replay_ttl(i64::MAX, i64::MIN) > 0);
             assert!(!cfg.proof.algorithms.is_empty());
         }
         Err(e) => assert!(!e.key.is_empty()),

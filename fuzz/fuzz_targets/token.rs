@@ -20,8 +20,13 @@ fn keys_config() -> &'static Config {
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = token::extract(&[text.as_ref()]);
-    let _ = token::extract(&[text.as_ref(), "Bearer x"]);
+    // raw bytes: Authorization values need not be UTF-8
+    if let Ok(Some(c)) = token::extract(&[data]) {
+        // a credential is exactly "<scheme> <token68>": never a value with a comma or a tab
+        assert!(!data.contains(&b',') && !data.contains(&b'\t'));
+        assert!(!c.token.is_empty() && !c.token.contains(' '));
+    }
+    let _ = token::extract(&[data, b"Bearer x"]);
     let _ = token::inspect_unverified(&text);
     let _ = token::verify(&text, &keys_config().access_token, 1_700_000_000, 60);
 });
