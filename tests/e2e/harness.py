@@ -15,8 +15,9 @@ import uuid
 import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/dpop_guard.wasm")
-DPOP = os.path.join(ROOT, "target/release/dpop")
+# DPOP_GUARD_WASM / DPOP_BIN: run the suite against another build (e.g. an older module)
+WASM = os.environ.get("DPOP_GUARD_WASM") or os.path.join(ROOT, "target/wasm32-wasip1/release/dpop_guard.wasm")
+DPOP = os.environ.get("DPOP_BIN") or os.path.join(ROOT, "target/release/dpop")
 VENV_BIN = os.path.dirname(os.path.abspath(os.sys.executable))
 ENVOY = os.environ.get("ENVOY_BIN") or os.path.join(VENV_BIN, "envoy")
 LOG_DIR = os.path.join(ROOT, "target", "e2e-logs")
@@ -169,6 +170,18 @@ class Envoy:
         c.close()
         return resp
 
+    def raw(self, data, timeout=10):
+        """Send exact bytes on a fresh connection; the first response (see raw_request)."""
+        return raw_request(self.port, data, timeout=timeout)
+
+    def raw_connection(self, timeout=10):
+        return RawConnection(self.port, timeout=timeout)
+
+    def raw_get(self, path, headers=(), method="GET", body=b""):
+        """A request built from bytes as given: header names and values (str or bytes) are sent
+        unchanged, non-ASCII and whitespace included. Returns the parsed Response."""
+        return raw_request(self.port, build_request(method, path, headers, authority=f"127.0.0.1:{self.port}", body=body))
+
     def stats(self):
         c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
         c.request("GET", "/stats?filter=dpop_guard")
@@ -189,6 +202,103 @@ class Envoy:
         c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
         c.request("GET", "/stats/prometheus")
         return c.getresponse().read().decode()
+
+
+# ---- raw HTTP/1.1 over a socket (http.client refuses non-ASCII header values) ----
+
+def _b(x):
+    return x if isinstance(x, bytes) else x.encode("latin-1")
+
+
+def build_request(method, target, headers=(), authority=None, body=b""):
+    """Exact request bytes: `METHOD target HTTP/1.1`, Host (when authority is given), then the
+    headers in order, each `name: value` as given (bytes kept, str encoded as latin-1)."""
+    lines = [_b(method) + b" " + _b(target) + b" HTTP/1.1"]
+    if authority is not None:
+        lines.append(b"Host: " + _b(authority))
+    for k, v in headers:
+        lines.append(_b(k) + b": " + _b(v))
+    if body:
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + _b(body)
+
+
+class RawConnection:
+    """One TCP connection; send() writes exact bytes and parses one HTTP/1.1 response, so
+    several requests can share a connection (and so an Envoy worker)."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed by peer")
+        self.buf += chunk
+
+    def _read_until(self, sep):
+        while sep not in self.buf:
+            self._fill()
+        i = self.buf.index(sep)
+        out, self.buf = self.buf[:i], self.buf[i + len(sep):]
+        return out
+
+    def _read_n(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_response(self, head_request=False):
+        head = self._read_until(b"\r\n\r\n").decode("latin-1")
+        status_line, *header_lines = head.split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        headers = []
+        for line in header_lines:
+            k, _, v = line.partition(":")
+            headers.append((k.strip().lower(), v.strip()))
+        h = {k: v for k, v in headers}
+        if head_request or status in (204, 304) or 100 <= status < 200:
+            body = b""
+        elif "chunked" in h.get("transfer-encoding", "").lower():
+            body = b""
+            while True:
+                size = int(self._read_until(b"\r\n").split(b";")[0], 16)
+                if size == 0:
+                    self._read_until(b"\r\n")
+                    break
+                body += self._read_n(size)
+                self._read_n(2)
+        elif "content-length" in h:
+            body = self._read_n(int(h["content-length"]))
+        else:  # delimited by close
+            try:
+                while True:
+                    self._fill()
+            except (ConnectionError, OSError):
+                pass
+            body, self.buf = self.buf, b""
+        return Response(status, headers, body)
+
+    def send(self, data):
+        self.sock.sendall(data)
+        return self.read_response()
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def raw_request(port, data, timeout=10):
+    """Send `data` exactly as given to 127.0.0.1:port and parse the HTTP/1.1 response."""
+    with RawConnection(port, timeout=timeout) as c:
+        return c.send(data)
 
 
 class Response:

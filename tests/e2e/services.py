@@ -10,7 +10,7 @@ import time
 
 from harness import LOG_DIR, ROOT, free_port
 
-REPLAY_BIN = os.path.join(ROOT, "target/release/dpop-replay")
+REPLAY_BIN = os.environ.get("DPOP_REPLAY_BIN") or os.path.join(ROOT, "target/release/dpop-replay")
 
 
 def wait_port(port, timeout=15, proc=None):

@@ -522,6 +522,91 @@ def test_stats_prefix_matches_envoys_names():
         assert re.search(r"^dpop_guard_denied(\{\})? 1$", prom, re.M), prom[:2000]
 
 
+def hardening_docs():
+    return [d for f, _, d in all_docs() if f == "hardening.yaml"]
+
+
+def _proto_merge(dst, src):
+    """protobuf MergeFrom on JSON-shaped dicts, as an EnvoyFilter MERGE applies: messages merge
+    field by field, scalars replace, repeated fields append."""
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _proto_merge(dst[k], v)
+        elif isinstance(v, list) and isinstance(dst.get(k), list):
+            dst[k] = dst[k] + copy.deepcopy(v)
+        else:
+            dst[k] = copy.deepcopy(v)
+
+
+def test_hardening_manifest_targets_the_filters_proxies():
+    """mesh-path-normalization.yaml merges slashes mesh-wide; hardening.yaml has one EnvoyFilter per
+    place a WasmPlugin here runs the filter (same namespace, same labels, the listener class the
+    plugin's traffic goes through)."""
+    docs = hardening_docs()
+    (op,) = [d for f, _, d in all_docs() if f == "mesh-path-normalization.yaml" and d["kind"] == "IstioOperator"]
+    assert op["spec"]["meshConfig"]["pathNormalization"]["normalization"] in ("MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES")
+    filters = [d for d in docs if d["kind"] == "EnvoyFilter"]
+    for f in filters:
+        assert f["apiVersion"] == "networking.istio.io/v1alpha3"
+    targets = {(f["metadata"]["namespace"], tuple(sorted(f["spec"]["workloadSelector"]["labels"].items())),
+                p["match"]["context"]) for f in filters for p in f["spec"]["configPatches"]}
+    for _, _, plugin in wasmplugins():
+        labels = tuple(sorted(plugin["spec"]["selector"]["matchLabels"].items()))
+        modes = {m.get("mode", "CLIENT_AND_SERVER") for m in plugin["spec"].get("match", [])}
+        context = "GATEWAY" if "istio" in dict(labels) else "SIDECAR_INBOUND"
+        assert context != "SIDECAR_INBOUND" or modes <= {"SERVER"}, modes
+        assert (plugin["metadata"]["namespace"], labels, context) in targets, plugin["metadata"]["name"]
+
+
+@pytest.mark.parametrize("name", [d["metadata"]["name"] for d in hardening_docs() if d["kind"] == "EnvoyFilter"])
+def test_hardening_envoyfilter_works_in_envoy(name):
+    """The EnvoyFilter's patch merged into an http_connection_manager as Istio builds it
+    (MERGE_SLASHES: normalize_path + merge_slashes, escaped slashes KEEP_UNCHANGED, an idle
+    timeout in common_http_protocol_options) gives a listener Envoy accepts, that refuses
+    `x_dpop_jkt` and %2F with 400 before the filter, and still runs the filter."""
+    (ef,) = [d for d in hardening_docs() if d["kind"] == "EnvoyFilter" and d["metadata"]["name"] == name]
+    (cp,) = ef["spec"]["configPatches"]
+    assert cp["applyTo"] == "NETWORK_FILTER" and cp["patch"]["operation"] == "MERGE"
+    assert cp["match"]["listener"]["filterChain"]["filter"]["name"] == "envoy.filters.network.http_connection_manager"
+    value = cp["patch"]["value"]
+
+    def as_istio_builds_it(bootstrap, _envoy):
+        for hcm in walk(bootstrap):
+            if hcm.get("name") != "envoy.filters.network.http_connection_manager":
+                continue
+            tc = hcm["typed_config"]
+            if tc.get("stat_prefix") != "gateway":
+                continue
+            for k in ("normalize_path", "merge_slashes", "path_with_escaped_slashes_action",
+                      "common_http_protocol_options"):
+                tc.pop(k, None)
+            tc.update({"normalize_path": True, "merge_slashes": True,
+                       "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+                       "common_http_protocol_options": {"idle_timeout": "3600s"}})
+            assert value["typed_config"]["@type"] == tc["@type"]
+            _proto_merge(hcm, value)
+            tc = hcm["typed_config"]
+            assert tc["common_http_protocol_options"] == {"idle_timeout": "3600s",
+                                                           "headers_with_underscores_action": "REJECT_REQUEST"}
+
+    with Envoy(plugin_config={"required": True}, patch=as_istio_builds_it, name="deploy-hardening") as e:
+        rc = subprocess.run([ENVOY, "--mode", "validate", "-c", e.write_config(), "--disable-hot-restart", "-l", "error"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert rc.returncode == 0, rc.stdout + rc.stderr
+
+        def get(path, headers=()):
+            c = http.client.HTTPConnection("127.0.0.1", e.port, timeout=5)
+            c.request("GET", path, headers=dict(headers))
+            r = c.getresponse()
+            return r.status, r.read()
+
+        assert get("/api/x", [("x_dpop_jkt", "forged")])[0] == 400
+        assert get("/public%2F..%2Fapi/x")[0] == 400
+        assert get("/api/x")[0] == 401          # the filter still answers
+        status, body = get("/x//y/../z", [("x-forwarded-proto", "https")])
+        assert status == 401 and json.loads(body)["instance"] == "/x/z"
+
+
 # ---- make image -----------------------------------------------------------------------------
 
 def sha256(data):
