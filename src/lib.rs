@@ -15,6 +15,7 @@ pub mod problem;
 pub mod proof;
 pub mod reason;
 pub mod replay;
+pub mod routes;
 pub mod token;
 
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]

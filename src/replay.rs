@@ -11,7 +11,187 @@
 //! (never forgets a live one). Buckets = ceil(capacity / 8), so the table holds `capacity`
 //! live entries comfortably and never more than 2 × capacity.
 
+use crate::config::reader::{err, ConfigError, Section};
+use crate::reason::DenyReason;
 use sha2::{Digest, Sha256};
+
+/// What to do when the replay store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Refuse (503 `replay-check-unavailable`): the default, fail closed.
+    Deny,
+    /// Continue, counted in `replay.errors`.
+    Allow,
+}
+
+/// The `replay` section: where used `jti`s are remembered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayConfig {
+    Local {
+        capacity: u32,
+    },
+    Remote {
+        cluster: String,
+        authority: String,
+        path: String,
+        timeout_ms: u32,
+        on_error: OnError,
+    },
+    Off,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    Local,
+    Remote,
+    Off,
+}
+
+impl ReplayConfig {
+    /// The section's keys (README configuration table, `replay.*`).
+    pub const KEYS: &'static [&'static str] = &[
+        "store",
+        "capacity",
+        "cluster",
+        "authority",
+        "path",
+        "timeout_ms",
+        "on_error",
+    ];
+    const REMOTE_ONLY: [&'static str; 5] =
+        ["cluster", "authority", "path", "timeout_ms", "on_error"];
+
+    /// Reads and validates the `replay` section (absent: the local store, 100 000 entries).
+    pub fn read(s: &Section<'_>) -> Result<ReplayConfig, ConfigError> {
+        s.only(Self::KEYS)?;
+        let store = s
+            .choice(
+                "store",
+                &[
+                    ("local", StoreKind::Local),
+                    ("remote", StoreKind::Remote),
+                    ("off", StoreKind::Off),
+                ],
+            )?
+            .unwrap_or(StoreKind::Local);
+        if store != StoreKind::Remote {
+            if let Some(k) = Self::REMOTE_ONLY.iter().find(|k| s.has(k)) {
+                return err(&s.key(k), "only applies to replay.store = \"remote\"");
+            }
+        }
+        if store != StoreKind::Local && s.has("capacity") {
+            return err(
+                &s.key("capacity"),
+                "only applies to replay.store = \"local\"",
+            );
+        }
+        Ok(match store {
+            StoreKind::Local => ReplayConfig::Local {
+                capacity: s.uint_in("capacity", 100_000, 16, 10_000_000)? as u32,
+            },
+            StoreKind::Off => ReplayConfig::Off,
+            StoreKind::Remote => {
+                let cluster = match s.string("cluster")? {
+                    Some(c) if !c.is_empty() => c,
+                    _ => {
+                        return err(
+                            &s.key("cluster"),
+                            "is required when replay.store = \"remote\"",
+                        )
+                    }
+                };
+                let path = s.string("path")?.unwrap_or_else(|| "/v1/replay".to_owned());
+                if !path.starts_with('/') {
+                    return err(&s.key("path"), "must start with '/'");
+                }
+                ReplayConfig::Remote {
+                    cluster,
+                    authority: s
+                        .string("authority")?
+                        .unwrap_or_else(|| "dpop-replay".to_owned()),
+                    path,
+                    timeout_ms: s.uint_in("timeout_ms", 200, 1, 60_000)? as u32,
+                    on_error: s
+                        .choice(
+                            "on_error",
+                            &[("deny", OnError::Deny), ("allow", OnError::Allow)],
+                        )?
+                        .unwrap_or(OnError::Deny),
+                }
+            }
+        })
+    }
+
+    /// What `replay.on_error` says (the local store has no such setting: it fails closed).
+    pub fn on_error(&self) -> OnError {
+        match self {
+            ReplayConfig::Remote { on_error, .. } => *on_error,
+            _ => OnError::Deny,
+        }
+    }
+}
+
+/// What a replay store answered about one key, whichever store it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAnswer {
+    /// First use: recorded.
+    Fresh,
+    /// Seen before and still live.
+    Replayed,
+    /// The local store's bucket is full of live entries.
+    Full,
+    /// No answer: host or store error, timeout, an unexpected status.
+    Unavailable,
+}
+
+impl From<Result<Insert, StoreError>> for StoreAnswer {
+    fn from(r: Result<Insert, StoreError>) -> StoreAnswer {
+        match r {
+            Ok(Insert::Fresh) => StoreAnswer::Fresh,
+            Ok(Insert::Replayed) => StoreAnswer::Replayed,
+            Ok(Insert::Full) => StoreAnswer::Full,
+            Err(_) => StoreAnswer::Unavailable,
+        }
+    }
+}
+
+/// The `dpop-replay` service's answer, from its `:status` (`None`: no response at all).
+/// README "Replay service": 201 first use, 409 seen before; anything else is an error.
+pub fn remote_answer(status: Option<&[u8]>) -> StoreAnswer {
+    match status {
+        Some(b"201") => StoreAnswer::Fresh,
+        Some(b"409") => StoreAnswer::Replayed,
+        _ => StoreAnswer::Unavailable,
+    }
+}
+
+/// The request body of a remote replay check: `{"key": "...", "ttl": N}`. The key is our
+/// own `dpop:jti:` + base64url text, so it needs no escaping.
+pub fn remote_request_body(key: &str, ttl: i64) -> String {
+    format!("{{\"key\":\"{key}\",\"ttl\":{ttl}}}")
+}
+
+/// What happens to the request after its replay check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayVerdict {
+    Allow,
+    /// The store could not answer and `on_error` is `allow`: continue, but it is logged.
+    AllowUnchecked,
+    Deny(DenyReason),
+}
+
+/// The one place a store's answer becomes a verdict.
+pub fn verdict(answer: StoreAnswer, on_error: OnError) -> ReplayVerdict {
+    match (answer, on_error) {
+        (StoreAnswer::Fresh, _) => ReplayVerdict::Allow,
+        (StoreAnswer::Replayed, _) => ReplayVerdict::Deny(DenyReason::ProofReplayed),
+        (StoreAnswer::Full, _) => ReplayVerdict::Deny(DenyReason::ReplayStoreFull),
+        (StoreAnswer::Unavailable, OnError::Allow) => ReplayVerdict::AllowUnchecked,
+        (StoreAnswer::Unavailable, OnError::Deny) => {
+            ReplayVerdict::Deny(DenyReason::ReplayCheckFailed)
+        }
+    }
+}
 
 pub const SLOTS: usize = 16;
 const ENTRY: usize = 24;
@@ -167,6 +347,42 @@ impl SharedKv for MemoryKv {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn verdicts() {
+        use ReplayVerdict as V;
+        use StoreAnswer as A;
+        for on_error in [OnError::Deny, OnError::Allow] {
+            assert_eq!(verdict(A::Fresh, on_error), V::Allow);
+            assert_eq!(
+                verdict(A::Replayed, on_error),
+                V::Deny(DenyReason::ProofReplayed)
+            );
+            assert_eq!(
+                verdict(A::Full, on_error),
+                V::Deny(DenyReason::ReplayStoreFull)
+            );
+        }
+        assert_eq!(
+            verdict(A::Unavailable, OnError::Deny),
+            V::Deny(DenyReason::ReplayCheckFailed)
+        );
+        assert_eq!(verdict(A::Unavailable, OnError::Allow), V::AllowUnchecked);
+        assert_eq!(remote_answer(Some(b"201")), A::Fresh);
+        assert_eq!(remote_answer(Some(b"409")), A::Replayed);
+        for other in [&b"200"[..], b"400", b"503", b"504", b"", b"\xff"] {
+            assert_eq!(remote_answer(Some(other)), A::Unavailable);
+        }
+        assert_eq!(remote_answer(None), A::Unavailable);
+        assert_eq!(
+            StoreAnswer::from(Err(StoreError::Contended)),
+            A::Unavailable
+        );
+        assert_eq!(
+            remote_request_body("dpop:jti:abc", 121),
+            r#"{"key":"dpop:jti:abc","ttl":121}"#
+        );
+    }
 
     #[test]
     fn fresh_replay_expiry() {

@@ -1,12 +1,132 @@
 //! Access tokens (SPEC §4): `Authorization` extraction, and reading `cnf.jkt` from a JWT either
 //! after verifying it here (`keys`) or without verification (`upstream`, the upstream verifies).
 
-use crate::config::AccessTokenConfig;
-use crate::jose::{Alg, CompactJws, JwsError};
+use crate::config::reader::{err, ConfigError, Section};
+use crate::jose::{Alg, CompactJws, JwsError, PublicJwk};
 use crate::json::{parse_object, Json, Object};
 use crate::reason::DenyReason;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+/// Who vouches for the access token whose `cnf.jkt` is checked (README `access_token.verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// The filter reads the payload only; the upstream verifies the token.
+    Upstream,
+    /// The filter verifies the token with configured keys.
+    Keys,
+    /// Envoy's jwt_authn (or Istio RequestAuthentication) verified it; its metadata is read.
+    JwtAuthn,
+}
+
+/// The `access_token` section.
+#[derive(Debug, Clone)]
+pub struct AccessTokenConfig {
+    pub verify: VerifyMode,
+    pub hs256_secret: Option<Vec<u8>>,
+    /// `(kid, key)`; a key without `kid` matches tokens without one.
+    pub jwks: Vec<(Option<String>, PublicJwk)>,
+    pub issuer: Option<String>,
+    pub audiences: Vec<String>,
+    pub metadata_namespace: String,
+    pub payload_key: String,
+}
+
+impl AccessTokenConfig {
+    /// The section's keys (README configuration table, `access_token.*`).
+    pub const KEYS: &'static [&'static str] = &[
+        "verify",
+        "hs256_secret",
+        "jwks",
+        "issuer",
+        "audiences",
+        "metadata_namespace",
+        "payload_key",
+    ];
+
+    /// Reads and validates the `access_token` section (absent: all defaults).
+    pub fn read(s: &Section<'_>) -> Result<AccessTokenConfig, ConfigError> {
+        s.only(Self::KEYS)?;
+        let verify = s
+            .choice(
+                "verify",
+                &[
+                    ("upstream", VerifyMode::Upstream),
+                    ("keys", VerifyMode::Keys),
+                    ("jwt_authn", VerifyMode::JwtAuthn),
+                ],
+            )?
+            .unwrap_or(VerifyMode::Upstream);
+        let hs256_secret = match s.string("hs256_secret")? {
+            None => None,
+            Some(v) if v.len() < 32 => {
+                return err(
+                    &s.key("hs256_secret"),
+                    "must be at least 32 bytes (RFC 7518 §3.2)",
+                )
+            }
+            Some(v) => Some(v.into_bytes()),
+        };
+        let jwks = match s.obj.get("jwks") {
+            None => Vec::new(),
+            Some(set) => read_jwks(&s.key("jwks"), set)?,
+        };
+        let keyed = hs256_secret.is_some() || !jwks.is_empty();
+        match verify {
+            VerifyMode::Keys if !keyed => {
+                return err(
+                    &s.key("verify"),
+                    "\"keys\" needs access_token.hs256_secret or access_token.jwks",
+                )
+            }
+            VerifyMode::Upstream | VerifyMode::JwtAuthn if keyed => {
+                return err(
+                    &s.key("verify"),
+                    "hs256_secret/jwks are only used with verify = \"keys\"",
+                )
+            }
+            _ => {}
+        }
+        let non_empty = |name: &str, default: &str| match s.string(name)? {
+            None => Ok(default.to_owned()),
+            Some(v) if v.is_empty() => err(&s.key(name), "must not be empty"),
+            Some(v) => Ok(v),
+        };
+        Ok(AccessTokenConfig {
+            verify,
+            hs256_secret,
+            jwks,
+            issuer: s.string("issuer")?,
+            audiences: s.strings("audiences")?.unwrap_or_default(),
+            metadata_namespace: non_empty("metadata_namespace", "envoy.filters.http.jwt_authn")?,
+            payload_key: non_empty("payload_key", "payload")?,
+        })
+    }
+}
+
+fn read_jwks(key: &str, set: &Json) -> Result<Vec<(Option<String>, PublicJwk)>, ConfigError> {
+    let keys = match set {
+        Json::Object(o) => match o.get("keys") {
+            Some(Json::Array(keys)) => keys,
+            _ => return err(key, "must be a JWKS object {\"keys\": [...]}"),
+        },
+        _ => return err(key, "must be a JWKS object {\"keys\": [...]}"),
+    };
+    let mut jwks = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let key = format!("{key}.keys[{i}]");
+        let Json::Object(o) = k else {
+            return err(&key, "must be a JWK object");
+        };
+        let jwk = PublicJwk::from_object(o).map_err(|e| ConfigError {
+            key: key.clone(),
+            message: format!("not a usable public key ({e:?})"),
+        })?;
+        let kid = o.str("kid").ok().flatten().map(str::to_owned);
+        jwks.push((kid, jwk));
+    }
+    Ok(jwks)
+}
 
 /// Tokens longer than this are refused before decoding (Envoy's default header limit is 60 KiB).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;

@@ -2,11 +2,11 @@
 //! pure decision code, and applies the result (local reply, replay check, headers, stats).
 
 use crate::authn::{self, Decision, JwtAuthnView};
-use crate::config::{Config, OnError, ReplayConfig, VerifyMode};
+use crate::config::{Config, ReplayConfig, VerifyMode};
 use crate::problem::{self, ProblemContext};
 use crate::proof::KeyCache;
 use crate::reason::DenyReason;
-use crate::replay::{Insert, LocalReplayStore, SharedKv, StoreError};
+use crate::replay::{self, LocalReplayStore, ReplayVerdict, SharedKv, StoreAnswer, StoreError};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;
@@ -320,37 +320,39 @@ impl Context for Filter {
             return;
         }
         let status = abi::http_call_response_header(":status");
-        let action = match status.as_ref().map(|s| s.as_deref()) {
-            Ok(Some(b"201")) => self.allow(jkt.as_deref(), &reply),
-            Ok(Some(b"409")) => self.deny(DenyReason::ProofReplayed, &reply, now_secs()),
-            _ => self.replay_unavailable(jkt, &reply),
-        };
-        if action == Action::Continue {
-            if let Err(status) = abi::resume_request() {
-                self.host_error("continue_stream", status);
+        if let Err(code) = &status {
+            self.host_error("get_header_map_value", *code);
+        }
+        let answer = replay::remote_answer(status.ok().flatten().as_deref());
+        if self.apply_replay(answer, jkt, &reply) == Action::Continue {
+            if let Err(code) = abi::resume_request() {
+                self.host_error("continue_stream", code);
             }
         }
     }
 }
 
 impl Filter {
-    /// The remote store could not answer (error status, timeout, dispatch failure):
-    /// `replay.on_error` decides.
-    fn replay_unavailable(&mut self, jkt: Option<String>, reply: &ReplyContext) -> Action {
-        bump(self.shared.metrics.replay_errors);
-        let on_error = match &self.shared.cfg.replay {
-            ReplayConfig::Remote { on_error, .. } => *on_error,
-            _ => OnError::Deny,
-        };
-        match on_error {
-            OnError::Allow => {
+    /// The one place a replay store's answer becomes host actions.
+    fn apply_replay(
+        &mut self,
+        answer: StoreAnswer,
+        jkt: Option<String>,
+        reply: &ReplyContext,
+    ) -> Action {
+        if answer == StoreAnswer::Unavailable {
+            bump(self.shared.metrics.replay_errors);
+        }
+        match replay::verdict(answer, self.shared.cfg.replay.on_error()) {
+            ReplayVerdict::Allow => self.allow(jkt.as_deref(), reply),
+            ReplayVerdict::AllowUnchecked => {
                 log(
                     LogLevel::Warn,
                     "dpop_guard: replay check unavailable; allowed by replay.on_error = allow",
                 );
                 self.allow(jkt.as_deref(), reply)
             }
-            OnError::Deny => self.deny(DenyReason::ReplayCheckFailed, reply, now_secs()),
+            ReplayVerdict::Deny(reason) => self.deny(reason, reply, now_secs()),
         }
     }
 }
@@ -459,6 +461,8 @@ impl Filter {
 }
 
 impl Filter {
+    /// Records the proof's replay key in the configured store; a remote check pauses the
+    /// request until [`Context::on_http_call_response`].
     fn check_replay(
         &mut self,
         jkt: Option<String>,
@@ -468,34 +472,30 @@ impl Filter {
         now: i64,
     ) -> Action {
         let shared = self.shared.clone();
-        match &shared.cfg.replay {
-            ReplayConfig::Off => self.allow(jkt.as_deref(), &reply),
-            ReplayConfig::Local { .. } => {
-                let Some(store) = &shared.local else {
-                    return self.deny(DenyReason::ReplayCheckFailed, &reply, now);
-                };
-                match store.check_and_insert(&HostKv, key, now, ttl) {
-                    Ok(Insert::Fresh) => self.allow(jkt.as_deref(), &reply),
-                    Ok(Insert::Replayed) => self.deny(DenyReason::ProofReplayed, &reply, now),
-                    Ok(Insert::Full) => self.deny(DenyReason::ReplayStoreFull, &reply, now),
-                    Err(e) => {
-                        log(
-                            LogLevel::Warn,
-                            &format!("dpop_guard: local replay store error: {e:?}"),
-                        );
-                        bump(shared.metrics.replay_errors);
-                        self.deny(DenyReason::ReplayCheckFailed, &reply, now)
-                    }
+        let answer = match (&shared.cfg.replay, &shared.local) {
+            (ReplayConfig::Off, _) => StoreAnswer::Fresh,
+            (ReplayConfig::Local { .. }, Some(store)) => {
+                let result = store.check_and_insert(&HostKv, key, now, ttl);
+                if let Err(e) = result {
+                    log(
+                        LogLevel::Warn,
+                        &format!("dpop_guard: local replay store error: {e:?}"),
+                    );
                 }
+                StoreAnswer::from(result)
             }
-            ReplayConfig::Remote {
-                cluster,
-                authority,
-                path,
-                timeout_ms,
-                ..
-            } => {
-                let body = format!("{{\"key\":\"{key}\",\"ttl\":{ttl}}}");
+            (ReplayConfig::Local { .. }, None) => StoreAnswer::Unavailable,
+            (
+                ReplayConfig::Remote {
+                    cluster,
+                    authority,
+                    path,
+                    timeout_ms,
+                    ..
+                },
+                _,
+            ) => {
+                let body = replay::remote_request_body(key, ttl);
                 let len = body.len().to_string();
                 let headers = vec![
                     (":method", "POST"),
@@ -513,7 +513,7 @@ impl Filter {
                 ) {
                     Ok(token) => {
                         self.stage = Stage::AwaitingReplay { token, jkt, reply };
-                        Action::Pause
+                        return Action::Pause;
                     }
                     Err(e) => {
                         log(
@@ -522,10 +522,11 @@ impl Filter {
                                 "dpop_guard: replay callout to cluster {cluster} failed: {e:?}"
                             ),
                         );
-                        self.replay_unavailable(jkt, &reply)
+                        StoreAnswer::Unavailable
                     }
                 }
             }
-        }
+        };
+        self.apply_replay(answer, jkt, &reply)
     }
 }
