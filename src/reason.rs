@@ -57,6 +57,11 @@ macro_rules! deny_reasons {
         impl DenyReason {
             pub const ALL: &'static [DenyReason] = &[ $( DenyReason::$name, )* ];
 
+            /// Position in [`DenyReason::ALL`] (per-reason counters are kept in that order).
+            pub fn index(self) -> usize {
+                self as usize
+            }
+
             pub fn problem(self) -> Problem {
                 match self { $( DenyReason::$name => Problem::$problem, )* }
             }
@@ -159,5 +164,8 @@ mod tests {
             assert!(!r.detail().contains('"'), "detail must be header-safe");
         }
         assert!(DenyReason::ALL.len() >= 30);
+        for (i, r) in DenyReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
     }
 }

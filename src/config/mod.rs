@@ -126,6 +126,24 @@ impl Config {
         })
     }
 
+    /// One line for the start-up log: what this configuration enforces (never a secret).
+    pub fn summary(&self) -> String {
+        let replay = match &self.replay {
+            ReplayConfig::Local { capacity } => format!("local(capacity={capacity})"),
+            ReplayConfig::Remote {
+                cluster, on_error, ..
+            } => format!("remote(cluster={cluster}, on_error={on_error:?})"),
+            ReplayConfig::Off => "off".to_owned(),
+        };
+        format!(
+            "enabled={} required={} algorithms=\"{}\" access_token.verify={:?} replay={replay}",
+            self.enabled,
+            self.required,
+            self.proof.algorithms.names(),
+            self.access_token.verify
+        )
+    }
+
     /// The route policy for a request path (see [`Routes::policy`]).
     pub fn route_policy(&self, path: &str) -> RoutePolicy {
         self.routes.policy(path)

@@ -30,6 +30,7 @@ pub type Status = u32;
 #[allow(clashing_extern_declarations)]
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
@@ -281,4 +282,62 @@ pub fn increment(id: u32) {
             let _ = proxy_increment_metric(id, 1);
         }
     }
+}
+
+/// The host's log level (proxy-wasm: 0 trace … 5 critical); `info` if it cannot say.
+pub fn host_log_level() -> u32 {
+    let mut level = 2u32;
+    match unsafe { proxy_get_log_level(&mut level) } {
+        OK => level,
+        _ => 2,
+    }
+}
+
+/// The `log` facade's logger: every line goes to the host through [`log`], which never panics
+/// (the SDK's logger unwraps the host's answer). The max level follows the host's, so a
+/// `log::debug!` costs nothing — not even formatting — when Envoy would drop it.
+pub struct HostLogger;
+
+pub static LOGGER: HostLogger = HostLogger;
+
+impl ::log::Log for HostLogger {
+    fn enabled(&self, metadata: &::log::Metadata) -> bool {
+        metadata.level() <= ::log::max_level()
+    }
+
+    fn log(&self, record: &::log::Record) {
+        if self.enabled(record.metadata()) {
+            let level = match record.level() {
+                ::log::Level::Trace => 0,
+                ::log::Level::Debug => 1,
+                ::log::Level::Info => 2,
+                ::log::Level::Warn => 3,
+                ::log::Level::Error => 4,
+            };
+            log(level, &record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs [`LOGGER`] (at `info` until [`sync_log_level`]: no host call is allowed while the
+/// module initialises) and a panic hook that reports through the host log (a panic aborts the
+/// VM; the line says where).
+pub fn init_logging() {
+    let _ = ::log::set_logger(&LOGGER);
+    ::log::set_max_level(::log::LevelFilter::Info);
+    std::panic::set_hook(Box::new(|info| log(5, &info.to_string())));
+}
+
+/// Re-reads the host's level (VM start and each configuration).
+pub fn sync_log_level() {
+    ::log::set_max_level(match host_log_level() {
+        0 => ::log::LevelFilter::Trace,
+        1 => ::log::LevelFilter::Debug,
+        2 => ::log::LevelFilter::Info,
+        3 => ::log::LevelFilter::Warn,
+        4 => ::log::LevelFilter::Error,
+        _ => ::log::LevelFilter::Off,
+    });
 }

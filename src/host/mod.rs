@@ -8,7 +8,7 @@ use crate::proof::KeyCache;
 use crate::reason::DenyReason;
 use crate::replay::{self, LocalReplayStore, ReplayVerdict, SharedKv, StoreAnswer, StoreError};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,15 +19,11 @@ use abi::now_secs;
 use profile::Probe;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    abi::init_logging();
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-fn log(level: LogLevel, msg: &str) {
-    abi::log(level as u32, msg);
-}
 
 /// Counter ids (SPEC §7). Names are fixed; Envoy exports them under `wasmcustom.`.
 struct Metrics {
@@ -66,9 +62,7 @@ impl Metrics {
 
     fn denied(&self, reason: DenyReason) {
         bump(self.denied);
-        if let Some(i) = DenyReason::ALL.iter().position(|r| *r == reason) {
-            bump(self.per_reason.get(i).copied().unwrap_or(0));
-        }
+        bump(self.per_reason.get(reason.index()).copied().unwrap_or(0));
         match reason {
             DenyReason::ProofReplayed => bump(self.replay_detected),
             DenyReason::ReplayStoreFull => bump(self.replay_local_full),
@@ -110,19 +104,18 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _: usize) -> bool {
-        log(LogLevel::Info, &format!("dpop_guard {VERSION} starting"));
+        abi::sync_log_level();
+        log::info!("dpop_guard {VERSION} starting");
         true
     }
 
     fn on_configure(&mut self, _: usize) -> bool {
+        abi::sync_log_level();
         let bytes = match abi::plugin_configuration() {
             Ok(b) => b,
             Err(status) => {
-                log(
-                    LogLevel::Error,
-                    &format!(
-                        "dpop_guard: cannot read the plugin configuration (host status {status})"
-                    ),
+                log::error!(
+                    "dpop_guard: cannot read the plugin configuration (host status {status})"
                 );
                 return false;
             }
@@ -130,10 +123,7 @@ impl RootContext for Root {
         let cfg = match Config::parse(&bytes) {
             Ok(c) => c,
             Err(e) => {
-                log(
-                    LogLevel::Error,
-                    &format!("dpop_guard: invalid configuration: {e}"),
-                );
+                log::error!("dpop_guard: invalid configuration: {e}");
                 return false;
             }
         };
@@ -141,37 +131,18 @@ impl RootContext for Root {
             ReplayConfig::Local { capacity } => {
                 let store = LocalReplayStore::new(capacity);
                 if let Err(e) = store.init(&HostKv) {
-                    log(
-                        LogLevel::Error,
-                        &format!("dpop_guard: cannot initialise the local replay store: {e:?}"),
-                    );
+                    log::error!("dpop_guard: cannot initialise the local replay store: {e:?}");
                     return false;
                 }
                 Some(store)
             }
             ReplayConfig::Off => {
-                log(LogLevel::Warn, "dpop_guard: replay.store = \"off\": proofs can be replayed within their lifetime");
+                log::warn!("dpop_guard: replay.store = \"off\": proofs can be replayed within their lifetime");
                 None
             }
             ReplayConfig::Remote { .. } => None,
         };
-        let replay = match &cfg.replay {
-            ReplayConfig::Local { capacity } => format!("local(capacity={capacity})"),
-            ReplayConfig::Remote {
-                cluster, on_error, ..
-            } => format!("remote(cluster={cluster}, on_error={on_error:?})"),
-            ReplayConfig::Off => "off".to_owned(),
-        };
-        log(
-            LogLevel::Info,
-            &format!(
-                "dpop_guard configured: enabled={} required={} algorithms=\"{}\" access_token.verify={:?} replay={replay}",
-                cfg.enabled,
-                cfg.required,
-                cfg.proof.algorithms.names(),
-                cfg.access_token.verify
-            ),
-        );
+        log::info!("dpop_guard configured: {}", cfg.summary());
         // The Ed25519 base-point table (≈ 480 KiB per VM, a few ms): built here rather than
         // inside the first request.
         crate::jose::ed25519_fast::warm_up();
@@ -238,13 +209,10 @@ impl Filter {
             nonce: nonce.as_deref(),
         };
         let resp = problem::build(cfg, reason, &ctx);
-        log(
-            LogLevel::Debug,
-            &format!(
-                "dpop_guard: denied {} ({})",
-                reason.stat_name(),
-                resp.status
-            ),
+        log::debug!(
+            "dpop_guard: denied {} ({})",
+            reason.stat_name(),
+            resp.status
         );
         let headers: Vec<(&str, &str)> =
             resp.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -274,10 +242,7 @@ impl Filter {
 
     fn host_error(&self, call: &str, status: u32) {
         bump(self.shared.metrics.host_errors);
-        log(
-            LogLevel::Warn,
-            &format!("dpop_guard: host call {call} failed with status {status}"),
-        );
+        log::warn!("dpop_guard: host call {call} failed with status {status}");
     }
 
     /// What jwt_authn left in dynamic metadata. `Err` when the host fails to answer (not
@@ -346,9 +311,8 @@ impl Filter {
         match replay::verdict(answer, self.shared.cfg.replay.on_error()) {
             ReplayVerdict::Allow => self.allow(jkt.as_deref(), reply),
             ReplayVerdict::AllowUnchecked => {
-                log(
-                    LogLevel::Warn,
-                    "dpop_guard: replay check unavailable; allowed by replay.on_error = allow",
+                log::warn!(
+                    "dpop_guard: replay check unavailable; allowed by replay.on_error = allow"
                 );
                 self.allow(jkt.as_deref(), reply)
             }
@@ -477,10 +441,7 @@ impl Filter {
             (ReplayConfig::Local { .. }, Some(store)) => {
                 let result = store.check_and_insert(&HostKv, key, now, ttl);
                 if let Err(e) = result {
-                    log(
-                        LogLevel::Warn,
-                        &format!("dpop_guard: local replay store error: {e:?}"),
-                    );
+                    log::warn!("dpop_guard: local replay store error: {e:?}");
                 }
                 StoreAnswer::from(result)
             }
@@ -516,12 +477,7 @@ impl Filter {
                         return Action::Pause;
                     }
                     Err(e) => {
-                        log(
-                            LogLevel::Warn,
-                            &format!(
-                                "dpop_guard: replay callout to cluster {cluster} failed: {e:?}"
-                            ),
-                        );
+                        log::warn!("dpop_guard: replay callout to cluster {cluster} failed: {e:?}");
                         StoreAnswer::Unavailable
                     }
                 }
