@@ -1,4 +1,4 @@
-//! The per-request decision (SPEC §3–4), pure: request facts in, [`Decision`] out. The host
+//! The per-request decision (README "How a request is checked"), pure: request facts in, [`Decision`] out. The host
 //! glue gathers the facts, then applies the decision (local reply, replay check, headers).
 
 use crate::config::{Config, RoutePolicy, VerifyMode};

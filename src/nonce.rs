@@ -1,4 +1,4 @@
-//! Stateless server nonces (RFC 9449 §8–9, SPEC §6): HMAC of the current time window. The
+//! Stateless server nonces (RFC 9449 §8–9): HMAC of the current time window. The
 //! current and the previous window are accepted, so a nonce lives 1–2 rotation periods.
 
 use crate::b64;

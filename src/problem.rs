@@ -1,4 +1,4 @@
-//! Rejection responses (SPEC §3): RFC 9457 problem+json plus an RFC 9449 §7.1 challenge.
+//! Rejection responses (README "Responses"): RFC 9457 problem+json plus an RFC 9449 §7.1 challenge.
 
 use crate::config::Config;
 use crate::reason::DenyReason;

@@ -62,11 +62,11 @@ pub struct VerifiedProof {
     pub iat: i64,
     /// The `nonce` claim, when present.
     pub nonce: Option<String>,
-    /// SPEC §5 replay key: `dpop:jti:` + base64url(SHA-256(jkt + "." + jti)).
+    /// Replay key (README "Replay service"): `dpop:jti:` + base64url(SHA-256(jkt + "." + jti)).
     pub replay_key: String,
 }
 
-/// SPEC §5 replay key.
+/// The replay key (README "Replay service").
 pub fn replay_key(jkt: &str, jti: &str) -> String {
     let mut h = Sha256::new();
     h.update(jkt.as_bytes());

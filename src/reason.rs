@@ -1,8 +1,8 @@
-//! One closed list of reasons a request is refused. Each maps to exactly one SPEC §3 problem
+//! One closed list of reasons a request is refused. Each maps to exactly one problem
 //! type, a short detail that is safe to send (never echoes client input), a stats name and the
 //! RFC 6750/9449 `error` code for the challenge.
 
-/// SPEC §3 problem types.
+/// Problem types (README "Responses").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Problem {
     DpopRequired,

@@ -1,5 +1,7 @@
-//! The local replay store (SPEC §5 `local`): a fixed table of buckets in proxy-wasm shared
-//! data, shared by every worker thread of one Envoy, updated only by compare-and-swap.
+//! Replay protection (README "How a request is checked" step 7, "Replay service"): the
+//! `replay` settings, the one verdict function for every store's answer, and the local store —
+//! a fixed table of buckets in proxy-wasm shared data, shared by every worker thread of one
+//! Envoy, updated only by compare-and-swap.
 //!
 //! Why buckets that exist up front: Envoy's `set_shared_data` ignores the CAS value when the
 //! key does not exist yet, so "insert if absent" on a fresh key is not atomic. Every bucket is

@@ -1,4 +1,4 @@
-//! Access tokens (SPEC §4): `Authorization` extraction, and reading `cnf.jkt` from a JWT either
+//! Access tokens (README "Configuration reference", `access_token`): `Authorization` extraction, and reading `cnf.jkt` from a JWT either
 //! after verifying it here (`keys`) or without verification (`upstream`, the upstream verifies).
 
 use crate::config::reader::{err, ConfigError, Section};

@@ -149,8 +149,8 @@ impl Config {
         self.routes.policy(path)
     }
 
-    /// Replay entry lifetime for a proof issued at `iat`, checked at `now` (README "Replay
-    /// protection"): the proof is accepted while `now <= iat + proof_ttl`, so the entry must
+    /// Replay entry lifetime for a proof issued at `iat`, checked at `now` (README "How a
+    /// request is checked", step 7): the proof is accepted while `now <= iat + proof_ttl`, so the entry must
     /// outlive that second: `iat + proof_ttl - now + 1`, at least 1 s. (A lifetime counted from
     /// first use instead, `proof_ttl + clock_skew`, let a proof be used twice in its last second.)
     pub fn replay_ttl(&self, iat: i64, now: i64) -> i64 {

@@ -25,7 +25,7 @@ proxy_wasm::main! {{
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Counter ids (SPEC §7). Names are fixed; Envoy exports them under `wasmcustom.`.
+/// Counter ids (README "Metrics"). Names are fixed; Envoy exports them under `wasmcustom.`.
 struct Metrics {
     allowed: u32,
     denied: u32,

@@ -1,4 +1,4 @@
-//! The replay key: `dpop:jti:` + base64url(SHA-256(jkt + "." + jti)), SPEC §5.
+//! The replay key: `dpop:jti:` + base64url(SHA-256(jkt + "." + jti)) (README "Replay service").
 
 use std::fmt;
 
@@ -21,7 +21,7 @@ const fn is_b64url(b: u8) -> bool {
 }
 
 impl ReplayKey {
-    /// Parses a key of the SPEC shape; anything else is `None`.
+    /// Parses a key of that shape; anything else is `None`.
     pub fn parse(s: &str) -> Option<Self> {
         let bytes = s.as_bytes();
         let arr: [u8; KEY_LEN] = bytes.try_into().ok()?;

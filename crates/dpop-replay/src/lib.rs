@@ -1,5 +1,5 @@
 //! `dpop-replay`: the cluster-wide DPoP `jti` replay check behind the dpop-guard filter
-//! (SPEC §5). `POST /v1/replay {"key", "ttl"}` → 201 fresh / 409 replay / 400 / 503.
+//! (README "Replay service"). `POST /v1/replay {"key", "ttl"}` → 201 fresh / 409 replay / 400 / 503.
 //!
 //! The binary is `src/main.rs`; everything it does is reachable from here so tests can run
 //! the real server in-process.

@@ -62,7 +62,7 @@ impl Server {
     }
 }
 
-/// A replay key of the SPEC shape, unique per (tag, n).
+/// A replay key of the documented shape, unique per (tag, n).
 pub fn key(tag: &str, n: u64) -> String {
     let k = format!("dpop:jti:{:A>43}", format!("{tag}{n}"));
     assert_eq!(k.len(), 52, "tag too long");
