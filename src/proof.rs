@@ -66,14 +66,8 @@ pub struct VerifiedProof {
     pub replay_key: String,
 }
 
-/// The replay key (README "Replay service").
-pub fn replay_key(jkt: &str, jti: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(jkt.as_bytes());
-    h.update(b".");
-    h.update(jti.as_bytes());
-    format!("dpop:jti:{}", b64::encode(&h.finalize()))
-}
+/// The replay key (README "Replay service"; defined once in the `replay-wire` crate).
+pub use replay_wire::replay_key;
 
 /// `ath` value for a token: base64url(SHA-256(ASCII(token))).
 pub fn ath_for(token: &str) -> String {

@@ -157,21 +157,18 @@ impl From<Result<Insert, StoreError>> for StoreAnswer {
     }
 }
 
-/// The `dpop-replay` service's answer, from its `:status` (`None`: no response at all).
-/// README "Replay service": 201 first use, 409 seen before; anything else is an error.
+/// The `dpop-replay` service's answer, from its `:status` (`None`: no response at all):
+/// 201 first use, 409 seen before, anything else an error (wire contract: `replay-wire`).
 pub fn remote_answer(status: Option<&[u8]>) -> StoreAnswer {
-    match status {
-        Some(b"201") => StoreAnswer::Fresh,
-        Some(b"409") => StoreAnswer::Replayed,
-        _ => StoreAnswer::Unavailable,
+    match replay_wire::answer(status) {
+        replay_wire::Answer::Fresh => StoreAnswer::Fresh,
+        replay_wire::Answer::Replayed => StoreAnswer::Replayed,
+        replay_wire::Answer::Error => StoreAnswer::Unavailable,
     }
 }
 
-/// The request body of a remote replay check: `{"key": "...", "ttl": N}`. The key is our
-/// own `dpop:jti:` + base64url text, so it needs no escaping.
-pub fn remote_request_body(key: &str, ttl: i64) -> String {
-    format!("{{\"key\":\"{key}\",\"ttl\":{ttl}}}")
-}
+/// The request body of a remote replay check (wire contract: `replay-wire`).
+pub use replay_wire::request_body as remote_request_body;
 
 /// What happens to the request after its replay check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

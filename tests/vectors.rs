@@ -317,7 +317,7 @@ fn p256_x_with_leading_zero_byte() {
 // Wycheproof
 // ---------------------------------------------------------------------------------------------
 
-const WYCHEPROOF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/wycheproof/");
+const WYCHEPROOF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/wycheproof/");
 
 /// Our policy for Wycheproof `acceptable` results, per flag: `false` = we reject.
 /// - `MissingNull` (PKCS#1 v1.5 DigestInfo without the NULL parameter): rejected. RFC 8017
@@ -329,7 +329,8 @@ const WYCHEPROOF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/wyc
 const ACCEPTABLE_POLICY: &[(&str, bool)] = &[("MissingNull", false)];
 
 /// Groups whose JWK PublicJwk refuses though they contain `valid` vectors, with the reason.
-/// The verifier itself still passes them (`tests/rsa_fast.rs` runs `rsa_fast` with e = 3).
+/// The RSA key policy is `jose_verify::rsa`'s (`crates/jose-verify/tests/rsa.rs` expects the
+/// same groups to be refused; its unit tests run the arithmetic with e = 3).
 const SMALL_E: &str = "e = 3: JWKs must use e = 65537 (README, proof key limits)";
 const EXPLAINED_REJECTED_KEYS: &[(&str, usize, &str)] = &[
     ("rsa_signature_2048_sha256_test.json", 1, SMALL_E),
@@ -496,10 +497,29 @@ fn wycheproof_ecdsa_p256_sha256_p1363() {
     assert!(t.valid > 0 && t.invalid > 0);
 }
 
+#[cfg(feature = "es384")]
 #[test]
 fn wycheproof_ecdsa_p384_sha384_p1363() {
     let t = run_wycheproof("ecdsa_secp384r1_sha384_p1363_test.json", Alg::ES384);
     assert!(t.valid > 0 && t.invalid > 0);
+}
+
+/// Without `--features es384` no P-384 key is a JWK we accept: every group's key is refused.
+#[cfg(not(feature = "es384"))]
+#[test]
+fn wycheproof_ecdsa_p384_keys_refused_without_es384() {
+    let path = format!("{WYCHEPROOF_DIR}ecdsa_secp384r1_sha384_p1363_test.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let groups = doc["testGroups"].as_array().unwrap();
+    for (gi, group) in groups.iter().enumerate() {
+        let (jwk, _) = group_jwk(group);
+        assert_eq!(
+            PublicJwk::from_json(jwk.to_string().as_bytes()).unwrap_err(),
+            JwkError::Invalid,
+            "group {gi}"
+        );
+    }
+    assert!(!groups.is_empty());
 }
 
 #[test]

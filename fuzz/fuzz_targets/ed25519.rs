@@ -1,4 +1,4 @@
-//! Differential fuzzing of `jose::ed25519_fast` against ed25519-dalek's `verify_strict`, on
+//! Differential fuzzing of `jose_verify::ed25519` against ed25519-dalek's `verify_strict`, on
 //! both of our paths (a fresh key: one-shot wNAF; a prepared key: comb table).
 //!
 //! Input: a mode byte, then
@@ -9,8 +9,8 @@
 //!   near-miss signatures are exercised too.
 #![no_main]
 
-use dpop_guard::jose::ed25519_fast::Ed25519VerifyingKey;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use jose_verify::ed25519::Ed25519VerifyingKey;
 use libfuzzer_sys::fuzz_target;
 
 fn dalek(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {

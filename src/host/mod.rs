@@ -145,7 +145,7 @@ impl RootContext for Root {
         log::info!("dpop_guard configured: {}", cfg.summary());
         // The Ed25519 base-point table (≈ 480 KiB per VM, a few ms): built here rather than
         // inside the first request.
-        crate::jose::ed25519_fast::warm_up();
+        crate::jose::warm_up();
         self.shared = Some(Rc::new(Shared {
             cfg,
             metrics: Metrics::define(),

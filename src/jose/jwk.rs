@@ -3,19 +3,14 @@
 use super::alg::Alg;
 use crate::b64;
 use crate::json::{Json, Object};
+use jose_verify::ed25519::Ed25519VerifyingKey;
+use jose_verify::p256::P256VerifyingKey;
+use jose_verify::rsa::RsaVerifyingKey;
 use sha2::{Digest, Sha256};
 
 /// Members that only a private (or symmetric) key carries. A proof that ships one leaks its
 /// key; we refuse it rather than use it.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-
-/// RSA keys accepted in proofs and in configured JWKS — the one place these limits live:
-/// moduli of `RSA_MIN_BITS..=RSA_MAX_BITS` bits (RFC 7518 §3.3 requires ≥ 2048; the upper
-/// bound caps what an attacker-chosen key costs per proof: an 8192-bit key with a 32-bit `e`
-/// cost 68× a normal proof) and the public exponent 65537 only (what every real key uses).
-pub const RSA_MIN_BITS: usize = 2048;
-pub const RSA_MAX_BITS: usize = 4096;
-pub const RSA_EXPONENT: u32 = 65537;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwkError {
@@ -30,12 +25,12 @@ pub enum JwkError {
 pub enum PublicJwk {
     Ed25519 {
         x: [u8; 32],
-        key: super::ed25519_fast::Ed25519VerifyingKey,
+        key: Ed25519VerifyingKey,
     },
     P256 {
         x: [u8; 32],
         y: [u8; 32],
-        key: super::p256_fast::P256VerifyingKey,
+        key: P256VerifyingKey,
     },
     #[cfg(feature = "es384")]
     P384 {
@@ -46,7 +41,7 @@ pub enum PublicJwk {
     Rsa {
         n: Vec<u8>,
         e: Vec<u8>,
-        key: super::rsa_fast::RsaVerifyingKey,
+        key: RsaVerifyingKey,
     },
 }
 
@@ -96,15 +91,13 @@ impl PublicJwk {
         match (kty, crv()) {
             (Some("OKP"), Some("Ed25519")) => {
                 let x = fixed::<32>(o, "x")?;
-                let key = super::ed25519_fast::Ed25519VerifyingKey::from_bytes(&x)
-                    .ok_or(JwkError::Invalid)?;
+                let key = Ed25519VerifyingKey::from_bytes(&x).ok_or(JwkError::Invalid)?;
                 Ok(PublicJwk::Ed25519 { x, key })
             }
             (Some("EC"), Some("P-256")) => {
                 let x = fixed::<32>(o, "x")?;
                 let y = fixed::<32>(o, "y")?;
-                let key = super::p256_fast::P256VerifyingKey::from_affine(&x, &y)
-                    .ok_or(JwkError::Invalid)?;
+                let key = P256VerifyingKey::from_affine(&x, &y).ok_or(JwkError::Invalid)?;
                 Ok(PublicJwk::P256 { x, y, key })
             }
             #[cfg(feature = "es384")]
@@ -120,16 +113,11 @@ impl PublicJwk {
             (Some("RSA"), _) => {
                 let n = minimal_uint(o, "n")?;
                 let e = minimal_uint(o, "e")?;
-                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
-                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-                    return Err(JwkError::Invalid);
-                }
-                // `minimal_uint` refuses leading zero octets, so 65537 has exactly one spelling
-                if e != RSA_EXPONENT.to_be_bytes().get(1..).unwrap_or_default() {
-                    return Err(JwkError::Invalid);
-                }
+                // The RSA key policy is the verifier's (one place): moduli of
+                // `jose_verify::rsa::MIN_BITS..=MAX_BITS` (2048–4096) bits, e = 65537 only
+                // (`minimal_uint` refuses leading zero octets, so it has one spelling here).
                 // Odd modulus, limbs, Montgomery constants and R² mod n, prepared once.
-                let key = super::rsa_fast::RsaVerifyingKey::new(&n, &e).ok_or(JwkError::Invalid)?;
+                let key = RsaVerifyingKey::new(&n, &e).ok_or(JwkError::Invalid)?;
                 Ok(PublicJwk::Rsa { n, e, key })
             }
             _ => Err(JwkError::Invalid),
@@ -255,6 +243,46 @@ mod tests {
             k.thumbprint(),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
+    }
+
+    /// The RSA limits are `jose_verify::rsa`'s: 2048–4096-bit moduli, e = 65537 only.
+    #[test]
+    fn rsa_key_policy_is_the_verifiers() {
+        use jose_verify::rsa::{EXPONENT, MAX_BITS, MIN_BITS};
+        let jwk = |n: &[u8], e: &[u8]| {
+            let text = format!(
+                r#"{{"kty":"RSA","n":"{}","e":"{}"}}"#,
+                b64::encode(n),
+                b64::encode(e)
+            );
+            PublicJwk::from_json(text.as_bytes())
+        };
+        // odd moduli of exactly `bits` bits
+        let modulus = |bits: usize| {
+            let mut n = vec![0xa5u8; bits.div_ceil(8)];
+            n[0] = 1 << ((bits - 1) % 8);
+            n
+        };
+        let e = &EXPONENT.to_be_bytes()[1..];
+        assert_eq!(e, [1, 0, 1]);
+        for (bits, ok) in [
+            (MIN_BITS - 1, false),
+            (MIN_BITS, true),
+            (3072, true),
+            (MAX_BITS, true),
+            (MAX_BITS + 1, false),
+            (8192, false),
+        ] {
+            assert_eq!(jwk(&modulus(bits), e).is_ok(), ok, "{bits} bits");
+        }
+        for bad_e in [&[3u8][..], &[1, 0, 0, 0, 1], &[0xff, 0xff, 0xff, 0xff]] {
+            assert_eq!(
+                jwk(&modulus(MIN_BITS), bad_e).unwrap_err(),
+                JwkError::Invalid
+            );
+        }
+        // the exponent has one spelling: no leading zero octet (RFC 7518 §6.3.1)
+        assert!(jwk(&modulus(MIN_BITS), &[0, 1, 0, 1]).is_err());
     }
 
     #[test]

@@ -1,11 +1,10 @@
-//! The replay store abstraction.
+//! The replay store abstraction. The stores implement it (`memory`, `redis_backend`); the
+//! choice between them is `AnyBackend` in `any_backend.rs`, so nothing here depends on a store.
 
 use std::fmt;
 use std::future::Future;
 
 use crate::key::ReplayKey;
-use crate::memory::MemoryBackend;
-use crate::redis_backend::RedisBackend;
 
 /// Why the store could not answer. Never carries a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,35 +49,4 @@ pub trait ReplayBackend: Send + Sync + 'static {
 
     /// One-line description for the start-up log (no secrets).
     fn describe(&self) -> String;
-}
-
-/// The backend chosen at start-up.
-pub enum AnyBackend {
-    /// In-process store (`--backend memory`).
-    Memory(MemoryBackend),
-    /// Redis or Redis Cluster (`--backend redis`).
-    Redis(RedisBackend),
-}
-
-impl ReplayBackend for AnyBackend {
-    async fn check_and_set(&self, key: &ReplayKey, ttl_secs: u32) -> Result<bool, StoreError> {
-        match self {
-            Self::Memory(m) => m.check_and_set(key, ttl_secs).await,
-            Self::Redis(r) => r.check_and_set(key, ttl_secs).await,
-        }
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Memory(m) => m.ping().await,
-            Self::Redis(r) => r.ping().await,
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Self::Memory(m) => m.describe(),
-            Self::Redis(r) => r.describe(),
-        }
-    }
 }

@@ -2,12 +2,7 @@
 
 use std::fmt;
 
-/// Prefix of every replay key.
-pub const KEY_PREFIX: &str = "dpop:jti:";
-/// Length of the base64url (unpadded) SHA-256 digest that follows the prefix.
-pub const KEY_HASH_LEN: usize = 43;
-/// Total key length in bytes.
-pub const KEY_LEN: usize = KEY_PREFIX.len() + KEY_HASH_LEN;
+pub use replay_wire::{KEY_HASH_LEN, KEY_LEN, KEY_PREFIX};
 
 /// A validated replay key, stored inline (no heap allocation).
 ///
@@ -16,20 +11,13 @@ pub const KEY_LEN: usize = KEY_PREFIX.len() + KEY_HASH_LEN;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReplayKey([u8; KEY_LEN]);
 
-const fn is_b64url(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
-}
-
 impl ReplayKey {
     /// Parses a key of that shape; anything else is `None`.
     pub fn parse(s: &str) -> Option<Self> {
-        let bytes = s.as_bytes();
-        let arr: [u8; KEY_LEN] = bytes.try_into().ok()?;
-        let (prefix, hash) = arr.split_at(KEY_PREFIX.len());
-        if prefix != KEY_PREFIX.as_bytes() || !hash.iter().all(|&b| is_b64url(b)) {
+        if !replay_wire::is_key(s) {
             return None;
         }
-        Some(Self(arr))
+        Some(Self(s.as_bytes().try_into().ok()?))
     }
 
     /// The whole key, e.g. for the Redis `SET`.

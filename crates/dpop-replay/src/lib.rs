@@ -4,6 +4,7 @@
 //! The binary is `src/main.rs`; everything it does is reachable from here so tests can run
 //! the real server in-process.
 
+pub mod any_backend;
 pub mod backend;
 pub mod config;
 pub mod key;
@@ -14,7 +15,8 @@ pub mod server;
 
 use std::sync::Arc;
 
-pub use backend::{AnyBackend, ReplayBackend, StoreError};
+pub use any_backend::AnyBackend;
+pub use backend::{ReplayBackend, StoreError};
 pub use config::{BackendKind, Cli, Settings};
 pub use key::ReplayKey;
 pub use memory::MemoryBackend;

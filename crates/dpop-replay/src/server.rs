@@ -154,10 +154,15 @@ async fn read_body(mut body: Body) -> Result<Bytes, BodyError> {
     Ok(first.unwrap_or_else(|| Bytes::from(rest)))
 }
 
+/// A wire-contract status code (all valid HTTP codes; the fallback is unreachable).
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 async fn replay<B: ReplayBackend>(State(st): State<Arc<AppState<B>>>, req: Request) -> Response {
     let bad = |msg: &'static str| {
         st.metrics.count(Outcome::BadRequest);
-        json(StatusCode::BAD_REQUEST, msg)
+        json(status(replay_wire::status::BAD_REQUEST), msg)
     };
     let (parts, body) = req.into_parts();
     if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
@@ -206,12 +211,15 @@ async fn replay<B: ReplayBackend>(State(st): State<Arc<AppState<B>>>, req: Reque
         Ok(true) => {
             st.store_answered();
             st.metrics.count(Outcome::Fresh);
-            json(StatusCode::CREATED, r#"{"result":"fresh"}"#)
+            json(status(replay_wire::status::FRESH), r#"{"result":"fresh"}"#)
         }
         Ok(false) => {
             st.store_answered();
             st.metrics.count(Outcome::Replay);
-            json(StatusCode::CONFLICT, r#"{"result":"replay"}"#)
+            json(
+                status(replay_wire::status::REPLAYED),
+                r#"{"result":"replay"}"#,
+            )
         }
         Err(e) => {
             st.store_failed(&e);
@@ -223,7 +231,7 @@ async fn replay<B: ReplayBackend>(State(st): State<Arc<AppState<B>>>, req: Reque
                     r#"{"error":"replay store unavailable"}"#
                 }
             };
-            json(StatusCode::SERVICE_UNAVAILABLE, body)
+            json(status(replay_wire::status::UNAVAILABLE), body)
         }
     }
 }

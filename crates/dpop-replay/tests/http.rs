@@ -455,3 +455,45 @@ async fn exactly_once_with_200_concurrent_requests() {
     }
     srv.stop().await;
 }
+
+/// The wire contract from the filter's side: the body and key the filter builds (with the same
+/// `replay-wire` functions it calls) are accepted here, and the statuses this service answers
+/// are the ones the filter reads as fresh and replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filters_request_parses_and_its_answers_read_back() {
+    let srv = Server::start(&[]).await;
+    let key = replay_wire::replay_key("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "jti-1");
+    let body = replay_wire::request_body(&key, 121);
+    let mut c = Conn::open(srv.addr).await;
+    let first = c
+        .send("POST", replay_wire::PATH, JSON, body.clone().into_bytes())
+        .await;
+    assert_eq!(first.status, replay_wire::status::FRESH);
+    let again = c
+        .send("POST", replay_wire::PATH, JSON, body.into_bytes())
+        .await;
+    assert_eq!(again.status, replay_wire::status::REPLAYED);
+    for (reply, want) in [
+        (&first, replay_wire::Answer::Fresh),
+        (&again, replay_wire::Answer::Replayed),
+    ] {
+        let code = reply.status.to_string();
+        assert_eq!(replay_wire::answer(Some(code.as_bytes())), want);
+    }
+    // what the service refuses, the filter reads as an error (never as fresh)
+    let bad = c
+        .send(
+            "POST",
+            replay_wire::PATH,
+            JSON,
+            b"{\"key\":\"x\",\"ttl\":1}".to_vec(),
+        )
+        .await;
+    assert_eq!(bad.status, replay_wire::status::BAD_REQUEST);
+    let code = bad.status.to_string();
+    assert_eq!(
+        replay_wire::answer(Some(code.as_bytes())),
+        replay_wire::Answer::Error
+    );
+    srv.stop().await;
+}

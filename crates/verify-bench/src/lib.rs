@@ -286,7 +286,7 @@ pub fn run_rotation(
 /// Costs of the Ed25519 building blocks (field multiplication, squaring, point decoding,
 /// SHA-512 of a typical proof) — what the verification is made of.
 pub fn run_ed25519_parts(clock_ns: &dyn Fn() -> u64) -> Vec<(String, Result<f64, String>)> {
-    use dpop_guard::jose::ed25519_fast::internals::{decompress, Fe};
+    use jose_verify::ed25519::bench::{decompress, signed_digits, Fe};
     use std::hint::black_box;
     let mut out = Vec::new();
     let mut time = |name: &str, n: u32, f: &mut dyn FnMut()| {
@@ -332,14 +332,8 @@ pub fn run_ed25519_parts(clock_ns: &dyn Fn() -> u64) -> Vec<(String, Result<f64,
         )));
     });
     time("signed digits w8 + w5", 2000, &mut || {
-        let _ = black_box(dpop_guard::jose::ed25519_fast::internals::signed_digits(
-            black_box(&sb),
-            8,
-        ));
-        let _ = black_box(dpop_guard::jose::ed25519_fast::internals::signed_digits(
-            black_box(&sb),
-            5,
-        ));
+        let _ = black_box(signed_digits(black_box(&sb), 8));
+        let _ = black_box(signed_digits(black_box(&sb), 5));
     });
     let msg = [0x41u8; 400];
     time("sha512 464 bytes", 2000, &mut || {

@@ -94,6 +94,7 @@ impl Ext {
         }
     }
 
+    #[allow(clippy::wrong_self_convention)] // by reference: a large Copy value
     pub fn to_proj(&self) -> Proj {
         Proj {
             x: self.x,
@@ -102,6 +103,7 @@ impl Ext {
         }
     }
 
+    #[allow(clippy::wrong_self_convention)] // by reference: a large Copy value
     pub fn to_pniels(&self) -> PNiels {
         PNiels {
             ypx: self.y.add(&self.x),

@@ -1,5 +1,7 @@
-//! The fast RSA verifier (`jose::rsa_fast`): every RSA Wycheproof vector we ship, and a
-//! differential test against the `rsa` crate (signatures, bit flips, garbage, raw modpow).
+//! `jose_verify::rsa`: every RSA Wycheproof vector we ship (keys outside the policy are
+//! refused, and named), and a differential test against the `rsa` crate (signatures, bit
+//! flips, garbage, RSAVP1 against modpow, keys outside the policy refused). The arithmetic
+//! itself is tested against big integers in `src/rsa/tests.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,15 +9,23 @@
     clippy::indexing_slicing
 )]
 
-use dpop_guard::b64;
-use dpop_guard::jose::rsa_fast::{RsaVerifyingKey, MAX_BITS, MIN_BITS};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jose_verify::rsa::{RsaVerifyingKey, EXPONENT, MAX_BITS, MIN_BITS};
 use rand_core::{OsRng, RngCore};
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const WYCHEPROOF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/wycheproof/");
+const WYCHEPROOF_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/vectors/wycheproof/"
+);
+
+fn b64(s: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(s).unwrap()
+}
 
 // ---------------------------------------------------------------------------------------------
 // Wycheproof
@@ -33,6 +43,8 @@ struct Tally {
     valid: usize,
     invalid: usize,
     acceptable: usize,
+    /// Vectors of groups whose key is outside the policy (refused, not run).
+    refused: usize,
 }
 
 fn run_wycheproof(file: &str, scheme: Scheme) -> Tally {
@@ -50,11 +62,28 @@ fn run_wycheproof(file: &str, scheme: Scheme) -> Tally {
             .get("publicKeyJwk")
             .or_else(|| group.get("keyJwk"))
             .expect("group JWK");
-        let n = b64::decode(jwk["n"].as_str().unwrap()).unwrap();
-        let e = b64::decode(jwk["e"].as_str().unwrap()).unwrap();
+        let n = b64(jwk["n"].as_str().unwrap());
+        let e = b64(jwk["e"].as_str().unwrap());
+        let bits = group["keySize"].as_u64().unwrap() as usize;
+        let tests = group["tests"].as_array().unwrap();
+        let e_value = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        if e_value != u64::from(EXPONENT) || !(MIN_BITS..=MAX_BITS).contains(&bits) {
+            // Out of policy (Wycheproof has e = 3 groups): refused, whatever the vectors say.
+            assert!(
+                RsaVerifyingKey::new(&n, &e).is_none(),
+                "{file}: a {bits}-bit key with e = {e_value} must be refused"
+            );
+            println!(
+                "{file}: {bits}-bit key with e = {e_value} refused by policy ({} vectors not run)",
+                tests.len()
+            );
+            tally.total += tests.len();
+            tally.refused += tests.len();
+            continue;
+        }
         let key = RsaVerifyingKey::new(&n, &e).expect("Wycheproof key must be accepted");
-        assert_eq!(key.bits(), group["keySize"].as_u64().unwrap() as usize);
-        for t in group["tests"].as_array().unwrap() {
+        assert_eq!(key.bits(), bits);
+        for t in tests {
             tally.total += 1;
             let msg = hex::decode(t["msg"].as_str().unwrap()).unwrap();
             let sig = hex::decode(t["sig"].as_str().unwrap()).unwrap();
@@ -80,7 +109,7 @@ fn run_wycheproof(file: &str, scheme: Scheme) -> Tally {
                 }
                 "acceptable" => {
                     tally.acceptable += 1;
-                    // Same policy as tests/vectors.rs: MissingNull is rejected; any other
+                    // Same policy as tests/vectors.rs at the root: MissingNull is rejected; any other
                     // acceptable flag needs a decision first.
                     assert_eq!(flags, ["MissingNull"], "{file} tc {}", t["tcId"]);
                     false
@@ -98,8 +127,8 @@ fn run_wycheproof(file: &str, scheme: Scheme) -> Tally {
         }
     }
     println!(
-        "{file}: {} vectors ({} valid, {} invalid, {} acceptable)",
-        tally.total, tally.valid, tally.invalid, tally.acceptable
+        "{file}: {} vectors ({} valid, {} invalid, {} acceptable, {} of refused keys)",
+        tally.total, tally.valid, tally.invalid, tally.acceptable, tally.refused
     );
     assert!(
         failures.is_empty(),
@@ -112,24 +141,31 @@ fn run_wycheproof(file: &str, scheme: Scheme) -> Tally {
     tally
 }
 
+// The refused counts are the e = 3 groups (one vector each), the same groups as
+// EXPLAINED_REJECTED_KEYS in the root's tests/vectors.rs.
+
 #[test]
 fn wycheproof_pkcs1_2048_sha256() {
-    run_wycheproof("rsa_signature_2048_sha256_test.json", Scheme::Pkcs1);
+    let t = run_wycheproof("rsa_signature_2048_sha256_test.json", Scheme::Pkcs1);
+    assert_eq!(t.refused, 2);
 }
 
 #[test]
 fn wycheproof_pkcs1_3072_sha256() {
-    run_wycheproof("rsa_signature_3072_sha256_test.json", Scheme::Pkcs1);
+    let t = run_wycheproof("rsa_signature_3072_sha256_test.json", Scheme::Pkcs1);
+    assert_eq!(t.refused, 1);
 }
 
 #[test]
 fn wycheproof_pkcs1_4096_sha256() {
-    run_wycheproof("rsa_signature_4096_sha256_test.json", Scheme::Pkcs1);
+    let t = run_wycheproof("rsa_signature_4096_sha256_test.json", Scheme::Pkcs1);
+    assert_eq!(t.refused, 0);
 }
 
 #[test]
 fn wycheproof_pss_2048_sha256_mgf1_32() {
-    run_wycheproof("rsa_pss_2048_sha256_mgf1_32_test.json", Scheme::Pss32);
+    let t = run_wycheproof("rsa_pss_2048_sha256_mgf1_32_test.json", Scheme::Pss32);
+    assert_eq!(t.refused, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,38 +301,29 @@ fn exercise_key(sk: &RsaPrivateKey, messages: usize, counts: &mut Counts) {
     assert_eq!(key.public_op(&nm1_padded).unwrap(), nm1_padded);
 }
 
-fn keys_and_check(bits: usize, exp: Option<u32>, count: usize, messages: usize) -> Counts {
+fn keys_and_check(bits: usize, count: usize, messages: usize) -> Counts {
     let mut counts = Counts::default();
     for _ in 0..count {
-        let sk = match exp {
-            None => RsaPrivateKey::new(&mut OsRng, bits).unwrap(),
-            Some(e) => RsaPrivateKey::new_with_exp(&mut OsRng, bits, &BigUint::from(e)).unwrap(),
-        };
+        let sk = RsaPrivateKey::new(&mut OsRng, bits).unwrap();
         exercise_key(&sk, messages, &mut counts);
     }
-    println!("{bits}-bit keys, e = {exp:?}: {counts:?}");
+    println!("{bits}-bit keys: {counts:?}");
     counts
 }
 
 #[test]
 fn differential_2048() {
-    keys_and_check(2048, None, 3, 20);
+    keys_and_check(2048, 3, 20);
 }
 
 #[test]
 fn differential_3072() {
-    keys_and_check(3072, None, 2, 12);
+    keys_and_check(3072, 2, 12);
 }
 
 #[test]
 fn differential_4096() {
-    keys_and_check(4096, None, 1, 12);
-}
-
-#[test]
-fn differential_e3() {
-    keys_and_check(2048, Some(3), 2, 12);
-    keys_and_check(3072, Some(3), 1, 8);
+    keys_and_check(4096, 1, 12);
 }
 
 /// Moduli whose bit length is not a multiple of 8 or 32 (PSS emLen = k − 1 when
@@ -304,121 +331,64 @@ fn differential_e3() {
 #[test]
 fn differential_odd_sizes() {
     for bits in [2049, 2056, 2081, 2111] {
-        keys_and_check(bits, None, 1, 6);
+        keys_and_check(bits, 1, 6);
     }
 }
 
-/// RSAVP1 against num-bigint's modpow for random odd moduli of many sizes (any odd n works:
-/// primality plays no part in the verifier), random exponents and random bases, including
-/// sparse and dense moduli that stress the long division computing R² mod n.
+/// Keys outside the policy are refused: real keys the `rsa` crate makes and verifies with (a
+/// 1024-bit key, a 2048-bit key with e = 3: what the old differential tests used), and odd
+/// moduli of every refused size and refused exponents (the checks need no real key).
 #[test]
-fn modpow_matches_biguint() {
-    let mut sizes: Vec<usize> = vec![
-        2048, 2049, 2055, 2056, 2057, 2079, 2080, 2081, 3072, 4095, 4096, 4097, 6000, 8191, 8192,
+fn keys_outside_the_policy_are_refused() {
+    let pkcs1 = || Pkcs1v15Sign::new::<Sha256>();
+    let digest: [u8; 32] = Sha256::digest(b"refused").into();
+    let keys = [
+        RsaPrivateKey::new(&mut OsRng, 1024).unwrap(),
+        RsaPrivateKey::new_with_exp(&mut OsRng, 2048, &BigUint::from(3u32)).unwrap(),
     ];
-    for _ in 0..10 {
-        sizes.push(MIN_BITS + random_below(MAX_BITS - MIN_BITS + 1));
+    for sk in &keys {
+        let pk = RsaPublicKey::from(sk);
+        let sig = sk.sign(pkcs1(), &digest).unwrap();
+        assert!(pk.verify(pkcs1(), &digest, &sig).is_ok());
+        assert!(
+            RsaVerifyingKey::new(&pk.n().to_bytes_be(), &pk.e().to_bytes_be()).is_none(),
+            "{}-bit key, e = {}",
+            pk.n().bits(),
+            pk.e()
+        );
     }
-    let mut checked = 0;
-    for &bits in &sizes {
+    let modulus = |bits: usize| {
         let len = bits.div_ceil(8);
+        let mut n = random_bytes(len);
         let top_bits = bits - 8 * (len - 1);
-        let shape = |kind: usize| -> Vec<u8> {
-            let mut n = match kind {
-                0 => random_bytes(len),
-                1 => vec![0xff; len],
-                _ => vec![0; len],
-            };
-            n[0] &= ((1u16 << top_bits) - 1) as u8;
-            n[0] |= 1 << (top_bits - 1);
-            n[len - 1] |= 1;
-            n
-        };
-        for kind in 0..3 {
-            let n = shape(kind);
-            let nb = BigUint::from_bytes_be(&n);
-            assert_eq!(nb.bits(), bits);
-            for e in [3u32, 65537, 0xffff_ffff, (OsRng.next_u32() | 1).max(3)] {
-                let key = RsaVerifyingKey::with_exponent(&n, e).unwrap();
-                assert_eq!(key.bits(), bits);
-                assert_eq!(key.size(), len);
-                for _ in 0..3 {
-                    let s = BigUint::from_bytes_be(&random_bytes(len)) % &nb;
-                    let mut sb = s.to_bytes_be();
-                    while sb.len() < len {
-                        sb.insert(0, 0);
-                    }
-                    let m = key.public_op(&sb).unwrap();
-                    assert_eq!(m.len(), len);
-                    assert_eq!(
-                        BigUint::from_bytes_be(&m),
-                        s.modpow(&BigUint::from(e), &nb),
-                        "bits {bits} kind {kind} e {e}"
-                    );
-                    checked += 1;
-                }
-            }
-        }
-    }
-    println!("{checked} modpow results agree");
-}
-
-#[test]
-fn key_validation() {
-    let n = {
-        let mut n = random_bytes(256);
-        n[0] |= 0x80;
-        n[255] |= 1;
+        n[0] &= ((1u16 << top_bits) - 1) as u8;
+        n[0] |= 1 << (top_bits - 1);
+        n[len - 1] |= 1;
+        assert_eq!(BigUint::from_bytes_be(&n).bits(), bits);
         n
     };
-    let e = [1u8, 0, 1];
-    assert!(RsaVerifyingKey::new(&n, &e).is_some());
-    // leading zeros are ignored
-    let mut padded = vec![0, 0];
-    padded.extend(&n);
-    assert_eq!(
-        RsaVerifyingKey::new(&padded, &[0, 1, 0, 1]),
-        RsaVerifyingKey::new(&n, &e)
-    );
-    // even modulus
-    let mut even = n.clone();
-    even[255] &= 0xfe;
-    assert!(RsaVerifyingKey::new(&even, &e).is_none());
-    // too small / too large
-    assert!(RsaVerifyingKey::new(&n[1..], &e).is_none());
-    let mut small = n[1..].to_vec();
-    small[0] |= 0x80;
-    assert!(RsaVerifyingKey::new(&small, &e).is_none());
-    let mut huge = vec![0x01];
-    huge.extend(random_bytes(1024));
-    huge[1024] |= 1;
-    assert!(RsaVerifyingKey::new(&huge, &e).is_none());
-    let mut max = vec![0x80];
-    max.extend(random_bytes(1023));
-    max[1023] |= 1;
-    assert_eq!(RsaVerifyingKey::new(&max, &e).unwrap().bits(), 8192);
-    assert!(RsaVerifyingKey::new(&[], &e).is_none());
-    assert!(RsaVerifyingKey::new(&[0, 0], &e).is_none());
-    // exponents: odd, 3 ≤ e < 2^32
-    for bad in [
-        &[][..],
-        &[0],
-        &[1],
-        &[2],
-        &[0, 1, 0, 0],
-        &[1, 0, 0, 0, 1],
-        &[0xff, 0xff, 0xff, 0xfe],
+    let e = EXPONENT.to_be_bytes();
+    for bits in [
+        1024,
+        MIN_BITS - 8,
+        MIN_BITS - 1,
+        MAX_BITS + 1,
+        MAX_BITS + 8,
+        8192,
     ] {
-        assert!(RsaVerifyingKey::new(&n, bad).is_none(), "{bad:?}");
+        assert!(
+            RsaVerifyingKey::new(&modulus(bits), &e).is_none(),
+            "{bits} bits"
+        );
     }
-    for good in [
-        &[3u8][..],
-        &[0, 0, 0, 0, 3],
-        &[0xff, 0xff, 0xff, 0xff],
-        &[1, 0, 1],
-    ] {
-        assert!(RsaVerifyingKey::new(&n, good).is_some(), "{good:?}");
+    for bits in [MIN_BITS, 3072, MAX_BITS] {
+        let n = modulus(bits);
+        assert!(RsaVerifyingKey::new(&n, &e).is_some(), "{bits} bits");
+        for bad_e in [3u32, 17, 257, 65539, 0x7fff_ffff, u32::MAX] {
+            assert!(
+                RsaVerifyingKey::new(&n, &bad_e.to_be_bytes()).is_none(),
+                "{bits} bits, e = {bad_e}"
+            );
+        }
     }
-    assert!(RsaVerifyingKey::with_exponent(&n, 1).is_none());
-    assert!(RsaVerifyingKey::with_exponent(&n, 65536).is_none());
 }

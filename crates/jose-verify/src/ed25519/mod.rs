@@ -158,7 +158,7 @@ fn le_words(bytes: &[u8; 32]) -> [u64; 4] {
 
 /// Signed base-2^w digits of a scalar < 2^253 (little-endian bytes), least significant
 /// first, each in [−2^(w−1), 2^(w−1)); ⌈256/w⌉ of them. w ≤ 8.
-pub fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
+pub(crate) fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
     let words = le_words(bytes);
     let n = 256usize.div_ceil(window as usize);
     let half = 1i16 << (window - 1);
@@ -188,7 +188,7 @@ pub fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
 
 /// Width-w non-adjacent form of a scalar < 2^253: 256 digits, zero or odd in
 /// (−2^(w−1), 2^(w−1)), least significant first.
-pub fn wnaf(bytes: &[u8; 32], window: u32) -> [i8; 256] {
+pub(crate) fn wnaf(bytes: &[u8; 32], window: u32) -> [i8; 256] {
     let words = le_words(bytes);
     let width = 1u64 << window;
     let mask = width - 1;
@@ -241,7 +241,7 @@ pub fn warm_up() {
 
 /// A point decoded with ed25519-dalek's rules: the low 255 bits as y (values ≥ p taken
 /// mod p), x the root whose low bit is the sign bit (x = 0 with the sign bit set gives 0).
-pub fn decompress(bytes: &[u8; 32]) -> Option<(Fe, Fe)> {
+pub(crate) fn decompress(bytes: &[u8; 32]) -> Option<(Fe, Fe)> {
     let y = Fe::from_bytes(bytes).carry();
     let yy = y.square();
     let u = yy.sub(&Fe::ONE);
@@ -255,7 +255,7 @@ pub fn decompress(bytes: &[u8; 32]) -> Option<(Fe, Fe)> {
 }
 
 /// y < p for the low 255 bits (p = 2^255 − 19).
-pub fn is_canonical_y(bytes: &[u8; 32]) -> bool {
+pub(crate) fn is_canonical_y(bytes: &[u8; 32]) -> bool {
     let mut b = *bytes;
     if let Some(top) = b.last_mut() {
         *top &= 0x7f;
@@ -290,7 +290,7 @@ const SMALL_ORDER_Y: [[u8; 32]; 5] = [
 
 /// A point with this canonical encoding (that decodes) has small order: its y is one of
 /// the small-order points' (each y belongs to two points x, −x of the same order).
-pub fn is_small_order_y(bytes: &[u8; 32]) -> bool {
+pub(crate) fn is_small_order_y(bytes: &[u8; 32]) -> bool {
     let mut y = *bytes;
     if let Some(top) = y.last_mut() {
         *top &= 0x7f;
@@ -505,10 +505,23 @@ fn minus_mul_wnaf(a: &Ext, k: &[u8; 32]) -> Ext {
     last
 }
 
-/// The arithmetic, for the differential tests in `tests/ed25519_fast.rs` (not an API).
+/// The building blocks, for the per-part timing of `crates/verify-bench` (feature `bench`,
+/// off everywhere else). Not an API.
+#[cfg(feature = "bench")]
 #[doc(hidden)]
-pub mod internals {
+pub mod bench {
     pub use super::field::Fe;
-    pub use super::point::Ext;
-    pub use super::{decompress, is_canonical_y, is_small_order_y, signed_digits, wnaf};
+
+    /// [`super::decompress`]: a point from its encoding (the one exponentiation).
+    pub fn decompress(bytes: &[u8; 32]) -> Option<(Fe, Fe)> {
+        super::decompress(bytes)
+    }
+
+    /// [`super::signed_digits`]: the signed radix-2^w recoding of a scalar.
+    pub fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
+        super::signed_digits(bytes, window)
+    }
 }
+
+#[cfg(test)]
+mod tests;

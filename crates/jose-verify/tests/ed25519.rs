@@ -1,10 +1,11 @@
-//! `jose::ed25519_fast` (variable-time strict Ed25519 verification): differential tests
-//! against ed25519-dalek's `verify_strict` (random keys and messages, corrupted signatures,
-//! non-canonical and small-order encodings of R and A, s around ℓ), both verification paths
-//! (one-shot wNAF and prepared comb), and the field arithmetic against big integers. The
-//! Wycheproof and RFC 8032 vectors run through the JWK layer in `tests/vectors.rs`.
+//! `jose_verify::ed25519` (variable-time strict Ed25519 verification): every Wycheproof
+//! Ed25519 vector, and differential tests against ed25519-dalek's `verify_strict` (random keys
+//! and messages, corrupted signatures, non-canonical and small-order encodings of R and A, s
+//! around ℓ) on every verification path (one-shot wNAF, prepared comb, hot comb). The
+//! arithmetic is tested against big integers in `src/ed25519/tests.rs`; RFC 8032 and the
+//! Wycheproof vectors also run through the JWK layer in the root's `tests/vectors.rs`.
 //!
-//! `ED25519_FAST_ITERS=<factor>` scales the random tests.
+//! `ED25519_ITERS=<factor>` scales the random tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,44 +13,15 @@
     clippy::indexing_slicing
 )]
 
-use dpop_guard::jose::ed25519_fast::internals::{self, Ext, Fe};
-use dpop_guard::jose::ed25519_fast::Ed25519VerifyingKey;
+#[path = "support/ed25519.rs"]
+mod support;
+
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use jose_verify::ed25519::Ed25519VerifyingKey;
 use rand_core::{OsRng, RngCore};
 use rsa::BigUint;
-
-fn iters(base: usize) -> usize {
-    let f: usize = std::env::var("ED25519_FAST_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    base * f
-}
-
-fn p() -> BigUint {
-    (BigUint::from(1u8) << 255usize) - BigUint::from(19u8)
-}
-
-fn ell() -> BigUint {
-    (BigUint::from(1u8) << 252usize)
-        + BigUint::parse_bytes(b"14def9dea2f79cd65812631a5cf5d3ed", 16).unwrap()
-}
-
-fn le32(x: &BigUint) -> [u8; 32] {
-    let mut v = x.to_bytes_le();
-    v.resize(32, 0);
-    v.try_into().unwrap()
-}
-
-fn value(b: &[u8; 32]) -> BigUint {
-    BigUint::from_bytes_le(b)
-}
-
-fn random32() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    OsRng.fill_bytes(&mut b);
-    b
-}
+use serde_json::Value;
+use support::{ell, iters, le32, p, random32, small_order_encodings, value};
 
 /// dalek's strict verdict, with the same parsing of key bytes (a key that does not decode
 /// verifies nothing).
@@ -90,114 +62,67 @@ fn assert_same(key: &[u8; 32], msg: &[u8], sig: &[u8; 64], what: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// field
+// Wycheproof
 // ---------------------------------------------------------------------------------------------
 
-fn fe_value(f: &Fe) -> BigUint {
-    value(&f.to_bytes())
-}
+const WYCHEPROOF: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/vectors/wycheproof/ed25519_test.json"
+);
 
+/// Every vector, on every path (fresh, prepared and hot key), with dalek's verdict alongside.
 #[test]
-fn field_matches_big_integers() {
-    let p = p();
-    let mut samples: Vec<BigUint> = vec![
-        BigUint::from(0u8),
-        BigUint::from(1u8),
-        BigUint::from(19u8),
-        &p - 1u8,
-        &p - 2u8,
-        (BigUint::from(1u8) << 255usize) - 1u8, // 2^255 − 1 ≥ p: taken mod p
-        BigUint::from(1u8) << 254usize,
-    ];
-    for _ in 0..iters(200) {
-        samples.push(value(&random32()) % (BigUint::from(1u8) << 255usize));
-    }
-    for (i, a) in samples.iter().enumerate() {
-        let b = &samples[(i * 7 + 3) % samples.len()];
-        // from_bytes takes the low 255 bits unreduced; to_bytes is canonical
-        let fa = Fe::from_bytes(&le32(a));
-        let fb = Fe::from_bytes(&le32(b));
-        assert_eq!(fe_value(&fa), a % &p, "from/to bytes {a}");
-        assert_eq!(fe_value(&fa.mul(&fb)), (a * b) % &p, "mul {a} {b}");
-        assert_eq!(fe_value(&fa.square()), (a * a) % &p, "square {a}");
-        assert_eq!(fe_value(&fa.square2()), (a * a * 2u8) % &p, "square2 {a}");
-        assert_eq!(fe_value(&fa.add(&fb)), (a + b) % &p, "add");
-        assert_eq!(fe_value(&fa.sub(&fb)), (a + &p * 2u8 - b) % &p, "sub");
-        assert_eq!(fe_value(&fa.neg()), (&p * 2u8 - a) % &p, "neg");
-        // three-term sums (the widest multiplication inputs the point formulas make)
-        let s3 = fa.add(&fb).sub(&fa.neg());
-        let t3 = fb.sub(&fa).sub(&fa);
-        let want = ((a * 2u8 + b) * (b + &p * 4u8 - a * 2u8)) % &p;
-        assert_eq!(fe_value(&s3.mul(&t3)), want, "wide mul");
-        if a % &p != BigUint::from(0u8) {
-            assert_eq!(
-                fe_value(&fa.invert().mul(&fa)),
-                BigUint::from(1u8),
-                "invert {a}"
-            );
-        } else {
-            assert!(fa.is_zero());
+fn wycheproof_ed25519() {
+    let text = std::fs::read_to_string(WYCHEPROOF).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let (mut total, mut valid, mut invalid) = (0usize, 0usize, 0usize);
+    let mut failures = Vec::new();
+    for group in doc["testGroups"].as_array().unwrap() {
+        let pk = hex::decode(group["publicKey"]["pk"].as_str().unwrap()).unwrap();
+        let key: [u8; 32] = pk.try_into().unwrap();
+        for t in group["tests"].as_array().unwrap() {
+            total += 1;
+            let id = t["tcId"].as_u64().unwrap();
+            let msg = hex::decode(t["msg"].as_str().unwrap()).unwrap();
+            let sig = hex::decode(t["sig"].as_str().unwrap()).unwrap();
+            let want = match t["result"].as_str().unwrap() {
+                "valid" => {
+                    valid += 1;
+                    true
+                }
+                "invalid" => {
+                    invalid += 1;
+                    false
+                }
+                other => panic!("tc {id}: result {other} has no policy here"),
+            };
+            let (fresh, prepared) = match <[u8; 64]>::try_from(sig.as_slice()) {
+                Ok(sig) => {
+                    assert_eq!(dalek_verdict(&key, &msg, &sig), want, "dalek, tc {id}");
+                    our_verdicts(&key, &msg, &sig)
+                }
+                Err(_) => {
+                    let k = Ed25519VerifyingKey::from_bytes(&key).unwrap();
+                    (k.verify(&msg, &sig), k.verify(&msg, &sig))
+                }
+            };
+            if (fresh, prepared) != (want, want) {
+                failures.push(format!(
+                    "tc {id}: want {want}, got {fresh}/{prepared} ({})",
+                    t["comment"].as_str().unwrap_or("")
+                ));
+            }
         }
     }
-}
-
-#[test]
-fn canonical_y_check() {
-    let p = p();
-    for (y, canonical) in [
-        (BigUint::from(0u8), true),
-        (&p - 1u8, true),
-        (p.clone(), false),
-        (&p + 1u8, false),
-        ((BigUint::from(1u8) << 255usize) - 1u8, false),
-    ] {
-        let mut b = le32(&y);
-        assert_eq!(internals::is_canonical_y(&b), canonical, "{y}");
-        b[31] |= 0x80; // the sign bit is not part of y
-        assert_eq!(internals::is_canonical_y(&b), canonical, "{y} with sign");
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// recodings
-// ---------------------------------------------------------------------------------------------
-
-fn from_digits(d: &[i64], w: u32) -> BigUint {
-    // Σ dᵢ·2^(w·i), computed as (positive part) − (negative part)
-    let (mut pos, mut neg) = (BigUint::from(0u8), BigUint::from(0u8));
-    for (i, &x) in d.iter().enumerate() {
-        let t = BigUint::from(x.unsigned_abs()) << (w as usize * i);
-        if x >= 0 {
-            pos += t;
-        } else {
-            neg += t;
-        }
-    }
-    pos - neg
-}
-
-#[test]
-fn scalar_recodings_reconstruct_the_scalar() {
-    let l = ell();
-    let mut scalars = vec![BigUint::from(0u8), BigUint::from(1u8), &l - 1u8];
-    for _ in 0..iters(300) {
-        scalars.push(value(&random32()) % &l);
-    }
-    for k in &scalars {
-        let b = le32(k);
-        for w in [4u32, 5, 8] {
-            let d = internals::signed_digits(&b, w);
-            let n = 256usize.div_ceil(w as usize);
-            let half = 1i64 << (w - 1);
-            let d: Vec<i64> = d[..n].iter().map(|&x| i64::from(x)).collect();
-            assert!(d.iter().all(|&x| (-half..half).contains(&x)), "range w={w}");
-            assert_eq!(&from_digits(&d, w), k, "signed digits w={w}");
-        }
-        let naf = internals::wnaf(&b, 5);
-        let d: Vec<i64> = naf.iter().map(|&x| i64::from(x)).collect();
-        assert!(d.iter().all(|&x| x == 0 || (x % 2 != 0 && x.abs() < 16)));
-        assert_eq!(&from_digits(&d, 1), k, "wnaf");
-    }
+    println!("wycheproof ed25519: {total} vectors ({valid} valid, {invalid} invalid)");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(total, doc["numberOfTests"].as_u64().unwrap() as usize);
+    assert!(valid > 0 && invalid > 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,68 +194,6 @@ fn corrupted_signatures_match_dalek() {
         OsRng.fill_bytes(&mut random_sig);
         assert_same(&key, &msg, &random_sig, "random signature");
     }
-}
-
-/// The y of every small-order point, canonical and (where y + p < 2^255) non-canonical.
-fn small_order_encodings() -> Vec<[u8; 32]> {
-    let p = p();
-    let mut out = Vec::new();
-    // y = 1, −1, 0 and the two y of the order-8 points
-    // the order-8 encoding listed in "Taming the many EdDSAs" (little-endian)
-    let y8 = BigUint::from_bytes_le(
-        &hex::decode("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a").unwrap(),
-    );
-    for y in [
-        BigUint::from(1u8),
-        &p - 1u8,
-        BigUint::from(0u8),
-        y8.clone(),
-        &p - &y8,
-    ] {
-        for sign in [0u8, 0x80] {
-            for yy in [y.clone(), &y + &p] {
-                if yy >= (BigUint::from(1u8) << 255usize) {
-                    continue;
-                }
-                let mut b = le32(&yy);
-                b[31] |= sign;
-                out.push(b);
-            }
-        }
-    }
-    out
-}
-
-#[test]
-fn small_order_points_are_small_order() {
-    let mut decoded = 0;
-    for b in small_order_encodings() {
-        if let Some((x, y)) = internals::decompress(&b) {
-            decoded += 1;
-            assert!(
-                Ext::from_affine(&x, &y).is_small_order(),
-                "{}",
-                hex::encode(b)
-            );
-            assert_eq!(
-                internals::is_small_order_y(&b),
-                internals::is_canonical_y(&b),
-                "the y shortcut names every canonical small-order encoding: {}",
-                hex::encode(b)
-            );
-        }
-    }
-    // and no other point: random valid points are not small order by either test
-    for _ in 0..iters(50) {
-        let b = SigningKey::generate(&mut OsRng).verifying_key().to_bytes();
-        let (x, y) = internals::decompress(&b).unwrap();
-        assert!(!Ext::from_affine(&x, &y).is_small_order());
-        assert!(!internals::is_small_order_y(&b));
-    }
-    assert!(decoded >= 8, "only {decoded} small-order encodings decoded");
-    let sk = SigningKey::generate(&mut OsRng);
-    let (x, y) = internals::decompress(&sk.verifying_key().to_bytes()).unwrap();
-    assert!(!Ext::from_affine(&x, &y).is_small_order());
 }
 
 #[test]

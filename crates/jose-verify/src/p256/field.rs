@@ -179,6 +179,7 @@ impl Fe {
     }
 
     /// The canonical value in [0, p), as saturated u32 limbs.
+    #[allow(clippy::wrong_self_convention)] // by reference: a large Copy value
     pub fn to_u32_limbs(&self) -> [u32; 8] {
         // Leave the Montgomery domain: V·1/R, a class-M value in [0, T) with T < 3p.
         let mut v = Fe(self.0).mul(&Fe([1, 0, 0, 0, 0, 0, 0, 0, 0])).0;
@@ -192,6 +193,7 @@ impl Fe {
         to_u32(&v)
     }
 
+    #[allow(clippy::wrong_self_convention)] // by reference: a large Copy value
     pub fn to_be_bytes(&self) -> [u8; 32] {
         limbs_to_be(&self.to_u32_limbs())
     }
@@ -326,7 +328,8 @@ impl Fe {
         t.sqn(2).mul(&x1) // … fffffffd
     }
 
-    /// Square root for p ≡ 3 (mod 4): a^((p+1)/4), if it exists.
+    /// Square root for p ≡ 3 (mod 4): a^((p+1)/4), if it exists. (Tests only.)
+    #[cfg(test)]
     pub fn sqrt(&self) -> Option<Fe> {
         // (p+1)/4 = ((2^32 − 1)·2^32 + 1)·2^96 + 1)·2^94
         let x1 = self.weak();

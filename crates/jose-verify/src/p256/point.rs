@@ -81,7 +81,9 @@ impl Jacobian {
         self.z.is_zero()
     }
 
-    /// Affine coordinates; `None` for the identity. (One field inversion.)
+    /// Affine coordinates; `None` for the identity. (One field inversion; tests only.)
+    #[cfg(test)]
+    #[allow(clippy::wrong_self_convention)] // by reference: a large Copy value
     pub fn to_affine(&self) -> Option<Affine> {
         if self.is_identity() {
             return None;
@@ -94,6 +96,7 @@ impl Jacobian {
         })
     }
 
+    #[allow(clippy::wrong_self_convention)] // by reference: a large Copy value
     pub fn to_cached(&self) -> Cached {
         let zz = self.z.sqr();
         Cached {

@@ -362,36 +362,5 @@ fn wnaf(k: &[u32; 8], w: u32) -> Option<[i8; NAF_LEN]> {
     Some(out)
 }
 
-/// Internals exposed for `tests/p256_fast.rs` (differential tests of the arithmetic).
-#[doc(hidden)]
-pub mod internals {
-    pub use super::field::Fe;
-    pub use super::field32::P;
-    pub use super::point::{Affine, Jacobian};
-    pub use super::scalar::{Sc, N};
-
-    /// Odd multiples 1·G, 3·G, …, 127·G, as stored.
-    pub fn g_table() -> &'static [Affine] {
-        &super::G_ODD
-    }
-
-    /// The wNAF recoding used for u1 (`w` = 8) and u2 (`w` = 5).
-    pub fn wnaf(k: &[u32; 8], w: u32) -> Option<Vec<i8>> {
-        super::wnaf(k, w).map(|a| a.to_vec())
-    }
-
-    /// Odd multiples 1·2^128·G, 3·2^128·G, …, 127·2^128·G, as stored.
-    pub fn g128_table() -> &'static [Affine] {
-        &super::G128_ODD
-    }
-
-    /// u1·G + u2·Q for a key, as computed during verification (affine, `None` = identity):
-    /// by the prepared path if the key is prepared, else by the 256-bit path.
-    pub fn lincomb(key: &super::P256VerifyingKey, u1: &Sc, u2: &Sc) -> Option<Affine> {
-        let r = match key.prepared.get() {
-            Some(Some(p)) => super::lincomb_prepared(u1, u2, p),
-            _ => super::lincomb(u1, u2, &super::q_table(&key.q)),
-        };
-        r?.to_affine()
-    }
-}
+#[cfg(test)]
+mod tests;

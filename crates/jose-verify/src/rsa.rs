@@ -5,6 +5,11 @@
 //! with `u64` accumulators: wasm has native 64-bit integer multiply but no 64×64→128, so
 //! 32-bit limbs are what runs fastest inside V8.
 //!
+//! **Key policy** (the one place it lives; the JWK layer relies on it): moduli of
+//! [`MIN_BITS`]`..=`[`MAX_BITS`] bits and the public exponent [`EXPONENT`] only.
+//! [`RsaVerifyingKey::new`] refuses every other key, and the fixed buffers are sized from
+//! [`MAX_BITS`].
+//!
 //! A key is prepared once ([`RsaVerifyingKey::new`]: limbs, Montgomery constant, `R² mod n`
 //! by one long division) and can be cached; a verification is then one Montgomery
 //! exponentiation (for `e = 65537`: one multiply into the Montgomery domain, 16 squarings and
@@ -20,10 +25,14 @@
 
 use sha2::{Digest, Sha256};
 
-/// Smallest modulus accepted (RFC 7518 §3.3 requires at least 2048 bits).
+/// Smallest modulus accepted, in bits (RFC 7518 §3.3 requires at least 2048).
 pub const MIN_BITS: usize = 2048;
-/// Largest modulus accepted (caps the work an attacker-chosen key can cost us).
-pub const MAX_BITS: usize = 8192;
+/// Largest modulus accepted, in bits. It caps what an attacker-chosen key costs per proof (an
+/// 8192-bit key with a 32-bit `e` cost 68× a normal proof) and sizes the stack buffers.
+pub const MAX_BITS: usize = 4096;
+/// The only public exponent accepted (what every real key uses; a larger `e` costs more
+/// squarings, and `e = 3` is a footgun we have no reason to allow).
+pub const EXPONENT: u32 = 65537;
 
 const MAX_LIMBS: usize = MAX_BITS / 32;
 const HASH_LEN: usize = 32;
@@ -43,7 +52,7 @@ pub struct RsaVerifyingKey {
     rr: Box<[u32]>,
     /// `-n⁻¹ mod 2³²`.
     n0inv: u32,
-    /// Public exponent: odd, `3 ≤ e < 2³²`.
+    /// Public exponent: [`EXPONENT`] (unit tests also make keys with other odd `3 ≤ e < 2³²`).
     e: u32,
     /// Bit length of the modulus.
     bits: usize,
@@ -60,19 +69,18 @@ impl core::fmt::Debug for RsaVerifyingKey {
 
 impl RsaVerifyingKey {
     /// Prepares a key from the big-endian modulus and public exponent (leading zero octets
-    /// are ignored). `None` unless the modulus is odd with `MIN_BITS..=MAX_BITS` bits and the
-    /// exponent is odd with `3 ≤ e < 2³²`.
+    /// are ignored). `None` unless the modulus is odd with [`MIN_BITS`]`..=`[`MAX_BITS`] bits
+    /// and the exponent is [`EXPONENT`].
     pub fn new(n_be: &[u8], e_be: &[u8]) -> Option<Self> {
-        let e_be = strip_zeros(e_be);
-        if e_be.len() > 4 {
+        if strip_zeros(e_be) != EXPONENT.to_be_bytes().get(1..)? {
             return None;
         }
-        let e = e_be.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
-        Self::with_exponent(n_be, e)
+        Self::with_exponent(n_be, EXPONENT)
     }
 
-    /// Like [`RsaVerifyingKey::new`] with the exponent as an integer.
-    pub fn with_exponent(n_be: &[u8], e: u32) -> Option<Self> {
+    /// The key for any odd exponent `3 ≤ e < 2³²` (the arithmetic handles them all; the
+    /// policy is [`RsaVerifyingKey::new`]'s, tests use other exponents).
+    fn with_exponent(n_be: &[u8], e: u32) -> Option<Self> {
         if e < 3 || e & 1 == 0 {
             return None;
         }
@@ -690,61 +698,4 @@ fn rem(u: &[u32], v: &[u32]) -> Option<Vec<u32>> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-    use super::*;
-    use rsa::BigUint;
-
-    fn big(l: &[u32]) -> BigUint {
-        BigUint::from_slice(l)
-    }
-
-    /// The building blocks against num-bigint, for an even and a padded (odd) limb count.
-    #[test]
-    fn montgomery_pieces() {
-        for limbs in [64usize, 65, 66, 67, 97, 256] {
-            let mut n: Vec<u32> = (0..limbs as u32)
-                .map(|i| i.wrapping_mul(2_654_435_761).wrapping_add(12345))
-                .collect();
-            n[0] |= 1;
-            *n.last_mut().unwrap() |= 0x8000_0000;
-            let nb = big(&n);
-            while !n.len().is_multiple_of(ROWS) {
-                n.push(0);
-            }
-            let k = n.len();
-            let rr = r_squared_mod(&n).unwrap();
-            let r = BigUint::from(1u32) << (32 * k);
-            assert_eq!(big(&rr), (&r * &r) % &nb, "rr");
-            let mut a: Vec<u32> = (0..k as u32)
-                .map(|i| i.wrapping_mul(40503).wrapping_add(7))
-                .collect();
-            let ab = big(&a) % &nb;
-            a.fill(0);
-            for (i, d) in ab.to_bytes_le().chunks(4).enumerate() {
-                let mut w = [0u8; 4];
-                w[..d.len()].copy_from_slice(d);
-                a[i] = u32::from_le_bytes(w);
-            }
-            let mut inv = n[0];
-            for _ in 0..4 {
-                inv = inv.wrapping_mul(2u32.wrapping_sub(n[0].wrapping_mul(inv)));
-            }
-            let n0inv = inv.wrapping_neg();
-            let mut t = vec![0u32; 2 * k];
-            sqr_wide(&a, &mut t);
-            assert_eq!(big(&t), &ab * &ab, "sqr_wide");
-            mul_wide(&a, &rr, &mut t);
-            assert_eq!(big(&t), &ab * big(&rr), "mul_wide");
-            let mut x = vec![0u32; k];
-            mont_mul(&a, &rr, &n, n0inv, &mut t, &mut x);
-            assert_eq!(big(&x), (&ab * &r) % &nb, "to mont");
-            let xm = x.clone();
-            mont_sqr(&mut x, &n, n0inv, &mut t);
-            assert_eq!(big(&x), (&ab * &ab * &r) % &nb, "sqr");
-            let mut y = xm.clone();
-            mont_mul_inplace(&mut y, &xm, &n, n0inv, &mut t);
-            assert_eq!(big(&y), (&ab * &ab * &r) % &nb, "mul");
-        }
-    }
-}
+mod tests;

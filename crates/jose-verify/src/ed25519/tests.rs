@@ -1,0 +1,162 @@
+//! The arithmetic against big integers: field operations, canonical-y and small-order
+//! checks, scalar recodings. Verification is tested differentially against ed25519-dalek in
+//! `tests/ed25519.rs`; both use the helpers in `tests/support/ed25519.rs`.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+#[path = "../../tests/support/ed25519.rs"]
+mod support;
+
+use super::field::Fe;
+use super::point::Ext;
+use super::{decompress, is_canonical_y, is_small_order_y, signed_digits, wnaf};
+use ::rsa::BigUint;
+use ed25519_dalek::SigningKey;
+use rand_core::OsRng;
+use support::{ell, iters, le32, p, random32, small_order_encodings, value};
+
+// ---------------------------------------------------------------------------------------------
+// field
+// ---------------------------------------------------------------------------------------------
+
+fn fe_value(f: &Fe) -> BigUint {
+    value(&f.to_bytes())
+}
+
+#[test]
+fn field_matches_big_integers() {
+    let p = p();
+    let mut samples: Vec<BigUint> = vec![
+        BigUint::from(0u8),
+        BigUint::from(1u8),
+        BigUint::from(19u8),
+        &p - 1u8,
+        &p - 2u8,
+        (BigUint::from(1u8) << 255usize) - 1u8, // 2^255 − 1 ≥ p: taken mod p
+        BigUint::from(1u8) << 254usize,
+    ];
+    for _ in 0..iters(200) {
+        samples.push(value(&random32()) % (BigUint::from(1u8) << 255usize));
+    }
+    for (i, a) in samples.iter().enumerate() {
+        let b = &samples[(i * 7 + 3) % samples.len()];
+        // from_bytes takes the low 255 bits unreduced; to_bytes is canonical
+        let fa = Fe::from_bytes(&le32(a));
+        let fb = Fe::from_bytes(&le32(b));
+        assert_eq!(fe_value(&fa), a % &p, "from/to bytes {a}");
+        assert_eq!(fe_value(&fa.mul(&fb)), (a * b) % &p, "mul {a} {b}");
+        assert_eq!(fe_value(&fa.square()), (a * a) % &p, "square {a}");
+        assert_eq!(fe_value(&fa.square2()), (a * a * 2u8) % &p, "square2 {a}");
+        assert_eq!(fe_value(&fa.add(&fb)), (a + b) % &p, "add");
+        assert_eq!(fe_value(&fa.sub(&fb)), (a + &p * 2u8 - b) % &p, "sub");
+        assert_eq!(fe_value(&fa.neg()), (&p * 2u8 - a) % &p, "neg");
+        // three-term sums (the widest multiplication inputs the point formulas make)
+        let s3 = fa.add(&fb).sub(&fa.neg());
+        let t3 = fb.sub(&fa).sub(&fa);
+        let want = ((a * 2u8 + b) * (b + &p * 4u8 - a * 2u8)) % &p;
+        assert_eq!(fe_value(&s3.mul(&t3)), want, "wide mul");
+        if a % &p != BigUint::from(0u8) {
+            assert_eq!(
+                fe_value(&fa.invert().mul(&fa)),
+                BigUint::from(1u8),
+                "invert {a}"
+            );
+        } else {
+            assert!(fa.is_zero());
+        }
+    }
+}
+
+#[test]
+fn canonical_y_check() {
+    let p = p();
+    for (y, canonical) in [
+        (BigUint::from(0u8), true),
+        (&p - 1u8, true),
+        (p.clone(), false),
+        (&p + 1u8, false),
+        ((BigUint::from(1u8) << 255usize) - 1u8, false),
+    ] {
+        let mut b = le32(&y);
+        assert_eq!(is_canonical_y(&b), canonical, "{y}");
+        b[31] |= 0x80; // the sign bit is not part of y
+        assert_eq!(is_canonical_y(&b), canonical, "{y} with sign");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// recodings
+// ---------------------------------------------------------------------------------------------
+
+fn from_digits(d: &[i64], w: u32) -> BigUint {
+    // Σ dᵢ·2^(w·i), computed as (positive part) − (negative part)
+    let (mut pos, mut neg) = (BigUint::from(0u8), BigUint::from(0u8));
+    for (i, &x) in d.iter().enumerate() {
+        let t = BigUint::from(x.unsigned_abs()) << (w as usize * i);
+        if x >= 0 {
+            pos += t;
+        } else {
+            neg += t;
+        }
+    }
+    pos - neg
+}
+
+#[test]
+fn scalar_recodings_reconstruct_the_scalar() {
+    let l = ell();
+    let mut scalars = vec![BigUint::from(0u8), BigUint::from(1u8), &l - 1u8];
+    for _ in 0..iters(300) {
+        scalars.push(value(&random32()) % &l);
+    }
+    for k in &scalars {
+        let b = le32(k);
+        for w in [4u32, 5, 8] {
+            let d = signed_digits(&b, w);
+            let n = 256usize.div_ceil(w as usize);
+            let half = 1i64 << (w - 1);
+            let d: Vec<i64> = d[..n].iter().map(|&x| i64::from(x)).collect();
+            assert!(d.iter().all(|&x| (-half..half).contains(&x)), "range w={w}");
+            assert_eq!(&from_digits(&d, w), k, "signed digits w={w}");
+        }
+        let naf = wnaf(&b, 5);
+        let d: Vec<i64> = naf.iter().map(|&x| i64::from(x)).collect();
+        assert!(d.iter().all(|&x| x == 0 || (x % 2 != 0 && x.abs() < 16)));
+        assert_eq!(&from_digits(&d, 1), k, "wnaf");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// small order
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn small_order_points_are_small_order() {
+    let mut decoded = 0;
+    for b in small_order_encodings() {
+        if let Some((x, y)) = decompress(&b) {
+            decoded += 1;
+            assert!(
+                Ext::from_affine(&x, &y).is_small_order(),
+                "{}",
+                hex::encode(b)
+            );
+            assert_eq!(
+                is_small_order_y(&b),
+                is_canonical_y(&b),
+                "the y shortcut names every canonical small-order encoding: {}",
+                hex::encode(b)
+            );
+        }
+    }
+    // and no other point: random valid points are not small order by either test
+    for _ in 0..iters(50) {
+        let b = SigningKey::generate(&mut OsRng).verifying_key().to_bytes();
+        let (x, y) = decompress(&b).unwrap();
+        assert!(!Ext::from_affine(&x, &y).is_small_order());
+        assert!(!is_small_order_y(&b));
+    }
+    assert!(decoded >= 8, "only {decoded} small-order encodings decoded");
+    let sk = SigningKey::generate(&mut OsRng);
+    let (x, y) = decompress(&sk.verifying_key().to_bytes()).unwrap();
+    assert!(!Ext::from_affine(&x, &y).is_small_order());
+}
