@@ -57,7 +57,7 @@ lint: .wasm-target.stamp
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 -p dpop-guard --lib -- -D warnings
 
-unit: redis
+unit: redis wasm
 	$(CARGO) test --workspace --all-features
 
 # Every shipped Envoy config must pass `envoy --mode validate` (this also runs on_configure).
@@ -85,14 +85,14 @@ bench: build venv
 
 # ---- fuzzing (nightly + cargo-fuzz) ----------------------------------------------------
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := proof proof_signed jwk htu config token ed25519
+FUZZ_TARGETS := proof proof_signed jwk htu config token ed25519 request glue
 
 .fuzz.stamp:
 	rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 	cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	@touch $@
 
-fuzz: .fuzz.stamp
+fuzz: .fuzz.stamp wasm
 	for t in $(FUZZ_TARGETS); do mkdir -p fuzz/corpus/$$t; \
 	  cargo +nightly fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 

@@ -8,7 +8,7 @@ use crate::jose::{Alg, AlgSet, JwkError, JwsError, PublicJwk};
 use crate::json::{parse_object, Json, Object};
 use crate::reason::DenyReason;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 /// RFC 9449 leaves `jti` length open; we cap it so a proof cannot make us hash megabytes.
@@ -94,7 +94,9 @@ pub const MAX_CACHED_HEADER: usize = 2048;
 /// that passed every check under the policy the cache was made for are stored.
 #[derive(Debug)]
 pub struct KeyCache {
-    map: HashMap<String, Rc<ProofHeader>>,
+    // BTreeMap, not HashMap: std's HashMap seeds itself from the host's random_get, and a
+    // host that refuses it would make the constructor panic.
+    map: BTreeMap<String, Rc<ProofHeader>>,
     order: VecDeque<String>,
     capacity: usize,
 }
@@ -102,7 +104,7 @@ pub struct KeyCache {
 impl KeyCache {
     pub fn new(capacity: usize) -> Self {
         KeyCache {
-            map: HashMap::new(),
+            map: BTreeMap::new(),
             order: VecDeque::new(),
             capacity,
         }

@@ -128,7 +128,10 @@ pub fn now_secs() -> i64 {
     }
 }
 
-pub fn plugin_configuration() -> Result<Vec<u8>, Status> {
+/// The plugin configuration; `expected` is the size `on_configure` was told. "Not found" is an empty
+/// configuration only when the host said there is none: otherwise the defaults (`required:
+/// false`) would replace a configuration the host has and failed to hand over.
+pub fn plugin_configuration(expected: usize) -> Result<Vec<u8>, Status> {
     let (mut data, mut size) = (null_mut(), 0usize);
     match unsafe {
         proxy_get_buffer_bytes(
@@ -140,7 +143,7 @@ pub fn plugin_configuration() -> Result<Vec<u8>, Status> {
         )
     } {
         OK => Ok(unsafe { owned(data, size) }),
-        NOT_FOUND => Ok(Vec::new()),
+        NOT_FOUND if expected == 0 => Ok(Vec::new()),
         s => Err(s),
     }
 }

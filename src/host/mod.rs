@@ -109,9 +109,9 @@ impl RootContext for Root {
         true
     }
 
-    fn on_configure(&mut self, _: usize) -> bool {
+    fn on_configure(&mut self, config_size: usize) -> bool {
         abi::sync_log_level();
-        let bytes = match abi::plugin_configuration() {
+        let bytes = match abi::plugin_configuration(config_size) {
             Ok(b) => b,
             Err(status) => {
                 log::error!(
@@ -291,7 +291,9 @@ impl Context for Filter {
         let answer = replay::remote_answer(status.ok().flatten().as_deref());
         if self.apply_replay(answer, jkt, &reply) == Action::Continue {
             if let Err(code) = abi::resume_request() {
+                // The request would hang until Envoy's timeout: answer it now instead.
                 self.host_error("continue_stream", code);
+                self.deny(DenyReason::HostCallFailed, &reply, now_secs());
             }
         }
     }

@@ -1,0 +1,15 @@
+//! The glue test tier: the BUILT dpop_guard.wasm (`make wasm`) under the proxy-wasm emulator.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+mod differential;
+mod faults;
+mod malformed;
+mod non_utf8;
+mod replay;
+mod smoke;
