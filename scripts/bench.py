@@ -13,13 +13,29 @@ Rounds: the machine's speed drifts by tens of percent over minutes (shared host)
 scenario runs BENCH_ROUNDS times (3), the scenarios in rotation, and each row reports the round
 with the median Envoy CPU µs/req; every round's value is listed under the table.
 
+Worst case per input class (issue 11, defect 8; the classes live in
+crates/dpop-bench/src/worst.rs, `dpop-bench worst-classes` lists them): for each kind of input
+an attacker controls, the most expensive request the filter still reads, sent at the same
+concurrency by the same client (`dpop-bench run --worst ID`). A class may change the plugin
+configuration (e.g. `max_proof_bytes: 65536`); refused requests must get exactly the class's
+refusal (status, problem detail, and the matching `dpop_guard.denied.<reason>` counter), and
+anything else is an error. Each class is also timed natively, without Envoy
+(`dpop-bench worst-native`: `decide_headers_cached` on the same requests, pinned to CPU 0 once
+Envoy has stopped). They run BENCH_WORST_SECONDS (3) each, in the first round only unless
+BENCH_ROUNDS is set; the ratio column divides by the EdDSA scenario's Envoy CPU µs/req of the
+same round. Their table goes between `<!-- bench-worst:begin -->` / `<!-- bench-worst:end -->`.
+
 Environment: BENCH_SECONDS (10), BENCH_WARMUP (1), BENCH_CONCURRENCY (16), BENCH_KEYS (4), BENCH_ROUNDS (3),
 BENCH_MAX_PROOFS (200000: cap of the per-scenario proof pool), BENCH_ONLY (comma-separated
-scenario ids, e.g. "plain,eddsa"), BENCH_NO_WRITE=1 (do not touch BENCHMARKS.md), ENVOY.
-Exit status: 0 when every scenario ran with zero errors, else 1.
+scenario ids or shell patterns, e.g. "plain,eddsa" or "eddsa,worst_*"; "worst" selects every
+worst-case class), BENCH_WORST_SECONDS (3), BENCH_NATIVE_SECONDS (1: native timing per class),
+BENCH_NO_WRITE=1 (do not touch BENCHMARKS.md), ENVOY.
+Exit status: 0 when every scenario ran with zero errors (a worst-case class's expected refusals
+are not errors), else 1.
 """
 import copy
 import datetime
+import fnmatch
 import http.client
 import json
 import os
@@ -49,6 +65,10 @@ KEYS = int(os.environ.get("BENCH_KEYS", "4"))
 MAX_PROOFS = int(os.environ.get("BENCH_MAX_PROOFS", "200000"))
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "3")))
+WORST_SECONDS = float(os.environ.get("BENCH_WORST_SECONDS", "3"))
+WORST_ROUNDS = ROUNDS if os.environ.get("BENCH_ROUNDS") else 1
+NATIVE_SECONDS = float(os.environ.get("BENCH_NATIVE_SECONDS", "1"))
+SIGNING_ALLOWANCE = 300  # seconds a proof pool may take to sign (see filter_config)
 ENVOY_CPU, CLIENT_CPU = 0, 1
 PATH = "/bench"
 
@@ -61,6 +81,8 @@ PANIC_MARKERS = ("panicked at", "wasm trap", "Function: proxy_on", "failed: unca
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 SECTION = "## Load benchmark (`make bench`)"
+WORST_BEGIN, WORST_END = "<!-- bench-worst:begin -->", "<!-- bench-worst:end -->"
+WORST_SECTION = "## Worst case per input class (`make bench`)"
 
 SCENARIOS = [
     # id, label, kind, alg
@@ -79,6 +101,14 @@ UNLOADED = [
 ]
 
 procs = []
+
+
+def selected(sid):
+    """BENCH_ONLY: ids or shell patterns; "worst" stands for every worst-case class."""
+    if not ONLY:
+        return True
+    return any(fnmatch.fnmatchcase(sid, pat) or (pat == "worst" and sid.startswith("worst_"))
+               for pat in ONLY)
 
 
 def log(msg):
@@ -216,19 +246,33 @@ def router_only(hcm):
     assert len(hcm["http_filters"]) == 1
 
 
-def filter_config(hcm, pool):
-    """Absolute wasm path; the shipped plugin config with room for every proof of the run."""
+def merge(base, over):
+    """Deep merge of plugin configuration overrides (objects merge, anything else replaces)."""
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def filter_config(hcm, pool, overrides=None, seconds=None):
+    """Absolute wasm path; the shipped plugin config (plus a worst-case class's overrides) with
+    room for every proof of the run."""
+    seconds = SECONDS if seconds is None else seconds
     f = wasm_filter(hcm)
     cfg = f["typed_config"]["config"]
     cfg["vm_config"]["code"]["local"]["filename"] = WASM
-    pc = json.loads(cfg["configuration"]["value"])
+    pc = merge(json.loads(cfg["configuration"]["value"]), overrides or {})
     if pc.get("replay", {}).get("store", "local") == "local":
         # A bucket of the local store holds 16 entries and a full one refuses: keep the
         # table 4x larger than the pool so the random spread never fills a bucket.
         pc.setdefault("replay", {})["capacity"] = min(10_000_000, max(100_000, 4 * (pool + 1000)))
-    # Proofs are signed before the run with iat = their signing time; only a run longer than
-    # the shipped proof_ttl allows (with a minute for signing) needs a longer one.
-    need = int(WARMUP + SECONDS) + 60
+    # Proofs are signed before the run with iat = their signing time: the first ones are as old
+    # as the signing took when the run starts. Signing an RS256 pool takes a minute on an idle
+    # machine and more than two on a busy one (the shipped 120 s then refused the preflight),
+    # so proof_ttl covers SIGNING_ALLOWANCE + the run. The check's cost does not depend on it.
+    need = int(WARMUP + seconds) + SIGNING_ALLOWANCE
     if need > int(pc.get("proof_ttl", 120)):
         pc["proof_ttl"] = -(-need // 60) * 60
     cfg["configuration"]["value"] = json.dumps(pc)
@@ -275,14 +319,29 @@ def envoy_stats(admin_port):
     return out
 
 
-def run_scenario(sid, label, kind, alg, concurrency=None):
+def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
     concurrency = concurrency or CONCURRENCY
     admin_port, port = free_port(), free_port()
     extra = {}
     replay = None
     client_args = []
     pool = pool_size(alg) if alg else 0
-    if kind == "plain":
+    seconds = SECONDS
+    if worst:
+        seconds = WORST_SECONDS
+        if worst["unique"]:
+            pool = int(min(MAX_PROOFS, worst["rate"] * (WARMUP + seconds)))
+            client_args += ["--pool", str(pool)]
+        client_args += ["--worst", sid]
+    if kind == "worst":
+        b, hcm = gateway("envoy.yaml", admin_port, port)
+        if worst["filter"]:
+            pc = filter_config(hcm, pool, worst["config"], seconds)
+            with open(os.path.join(OUT, f"{sid}.plugin.json"), "w") as f:
+                json.dump(pc, f)
+        else:
+            router_only(hcm)
+    elif kind == "plain":
         b, hcm = gateway("envoy.yaml", admin_port, port)
         router_only(hcm)
     elif kind == "jwt_authn":
@@ -322,7 +381,7 @@ def run_scenario(sid, label, kind, alg, concurrency=None):
     try:
         wait_http(envoy, admin_port, "/ready", "envoy", os.path.join(OUT, elog))
         cmd = [CLIENT, "run", "--addr", f"127.0.0.1:{port}", "--path", PATH,
-               "--concurrency", str(concurrency), "--duration", str(SECONDS),
+               "--concurrency", str(concurrency), "--duration", str(seconds),
                "--warmup", str(WARMUP), "--envoy-pid", str(envoy.pid)] + client_args
         if alg:
             cmd += ["--alg", alg, "--keys", str(KEYS), "--pool", str(pool)]
@@ -330,7 +389,7 @@ def run_scenario(sid, label, kind, alg, concurrency=None):
             cmd += ["--extra-pid", str(replay.pid)]
         if PIN:
             cmd += ["--pin-cpu", str(CLIENT_CPU), "--watch-cpu", str(ENVOY_CPU)]
-        log(f"{label}: running ({'pool ' + str(pool) + ' proofs, ' if alg else ''}{WARMUP:g}+{SECONDS:g} s)")
+        log(f"{label}: running ({'pool ' + str(pool) + ' requests, ' if pool else ''}{WARMUP:g}+{seconds:g} s)")
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         sys.stderr.write(r.stderr)
         lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
@@ -347,6 +406,13 @@ def run_scenario(sid, label, kind, alg, concurrency=None):
         if kind == "jwt_authn" and stats.get("http.gateway.jwt_authn.allowed", 0) < res["requests"]:
             res["errors"] += 1
             res["first_error"] = (res.get("first_error") or "") + " [jwt_authn.allowed < requests]"
+        if worst and worst["expect_stat"]:
+            # the filter's own count of this class's answer, as well as the client's check
+            stat = "dpop_guard." + worst["expect_stat"]
+            if stats.get(stat, 0) < res["requests"]:
+                res["errors"] += 1
+                res["first_error"] = (res.get("first_error") or "") + \
+                    f" [{stat}={stats.get(stat)} < requests {res['requests']}]"
     finally:
         stop(envoy)
         if replay:
@@ -466,7 +532,9 @@ def report(results, meta):
         f"Same client for every scenario ({ROUNDS} round{'s' if ROUNDS > 1 else ''}): {CONCURRENCY} keep-alive HTTP/1.1 connections (one thread "
         f"each, closed loop), {WARMUP:g} s warm-up, then {SECONDS:g} s measured; `GET {PATH}` answered by "
         "`direct_response: 200`. Filter scenarios: the shipped plugin configuration "
-        "(envoy/envoy.yaml, envoy/envoy-redis.yaml for the remote store), every request carries a unique "
+        "(envoy/envoy.yaml, envoy/envoy-redis.yaml for the remote store; `proof_ttl` raised to "
+        f"{-(-(int(WARMUP + SECONDS) + SIGNING_ALLOWANCE) // 60) * 60} s because proofs are signed "
+        "before the run), every request carries a unique "
         f"proof (fresh `jti`, `iat` = signing time, {KEYS} client keys per algorithm, no access token). "
         "Envoy CPU µs/req = utime+stime of the Envoy process over the measured window ÷ requests "
         "completed in it; \"added\" columns compare that with the plain Envoy row; \"Envoy core busy\" "
@@ -527,17 +595,153 @@ def report(results, meta):
     return "\n".join(lines)
 
 
-def write_benchmarks(text):
+def write_benchmarks(text, begin=BEGIN, end=END, section=SECTION):
     with open(BENCHMARKS) as f:
         doc = f.read()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in doc and END in doc and doc.index(BEGIN) < doc.index(END):
-        i, j = doc.index(BEGIN), doc.index(END) + len(END)
+    block = f"{begin}\n{text}\n{end}"
+    if begin in doc and end in doc and doc.index(begin) < doc.index(end):
+        i, j = doc.index(begin), doc.index(end) + len(end)
         doc = doc[:i] + block + doc[j:]
     else:
-        doc = doc.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
+        doc = doc.rstrip("\n") + f"\n\n{section}\n\n{block}\n"
     with open(BENCHMARKS, "w") as f:
         f.write(doc)
+
+
+# ---- worst case per input class ----------------------------------------------------------
+
+def worst_classes():
+    """The classes from crates/dpop-bench/src/worst.rs (Envoy scenarios and native-only refs)."""
+    r = subprocess.run([CLIENT, "worst-classes"], check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(r.stdout)
+
+
+def shipped_plugin_config():
+    """The shipped plugin configuration as filter_config makes it (for the native reference)."""
+    _, hcm = gateway("envoy.yaml", 0, 0)
+    return filter_config(hcm, 0, None, WORST_SECONDS)
+
+
+def run_native(sid, plugin_path):
+    """µs per call of the filter's pure pipeline on the class's requests (no Envoy), pinned to
+    Envoy's CPU (Envoy has stopped by then)."""
+    cmd = [CLIENT, "worst-native", "--class", sid, "--seconds", str(NATIVE_SECONDS),
+           "--plugin-config", plugin_path, "--merged"]
+    if PIN:
+        cmd += ["--pin-cpu", str(ENVOY_CPU)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    if r.returncode != 0 or not lines:
+        raise RuntimeError(f"worst-native {sid} failed ({r.returncode}): {r.stderr.strip()[-1500:]}")
+    return json.loads(lines[-1])["native_us_per_call"]
+
+
+def worst_ratio(wr, eddsa):
+    """Median over rounds of (class CPU µs/req ÷ EdDSA CPU µs/req of the same round), and the
+    per-round values."""
+    mine, base = wr.get("rounds_cpu") or [], (eddsa or {}).get("rounds_cpu") or []
+    ratios = [m / b for m, b in zip(mine, base) if b]
+    return (sorted(ratios)[(len(ratios) - 1) // 2] if ratios else None), ratios
+
+
+def worst_report(wresults, natives, results, classes, same_rounds, meta):
+    """`same_rounds`: each normal scenario's median over the rounds the worst-case classes ran
+    in (the reference row and the "over plain Envoy" figures); the ratios pair rounds."""
+    eddsa = results.get("eddsa")
+    if eddsa and "failed" in eddsa:
+        eddsa = None
+    ref = same_rounds.get("eddsa")
+    ref_native = natives.get("ref_eddsa")
+    ref_native = ref_native if isinstance(ref_native, float) else None
+    rows = ["| class | configuration | answer | req/s | p50 µs | Envoy CPU µs/req | × EdDSA | "
+            "native µs/call | × EdDSA native | errors |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    if eddsa and ref:
+        rows.append(f"| R. EdDSA scenario (normal proof, 4 keys), same round | shipped | 200 | "
+                    f"{fmt(ref['rps'])} | {fmt(ref['p50_us'])} | {fmt(ref['envoy_cpu_us_per_req'], 1)} | "
+                    f"1.00× | {fmt(ref_native, 1)} | {'1.00×' if ref_native else '—'} | — |")
+    for c in classes:
+        sid = c["id"]
+        r = wresults.get(sid)
+        if r is None:
+            continue
+        if "failed" in r:
+            rows.append(f"| {c['label']} | {c['config_note']} | {c['expect']} | FAILED | | | | | | "
+                        f"{r['failed'][:80]} |")
+            continue
+        ratio, _ = worst_ratio(r, eddsa)
+        nat = natives.get(sid)
+        nat_ratio = (nat / ref_native) if (isinstance(nat, float) and ref_native) else None
+        rps = fmt(r["rps"]) + (f" ({r['seconds']:.1f} s)" if r.get("pool_exhausted") else "")
+        errs = r["errors"]
+        rows.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            c["label"], c["config_note"], c["expect"], rps, fmt(r["p50_us"]),
+            fmt(r["envoy_cpu_us_per_req"], 1), (fmt(ratio, 1) + "×") if ratio is not None else "—",
+            fmt(nat, 1) if isinstance(nat, float) else "—",
+            (fmt(nat_ratio, 1) + "×") if nat_ratio is not None else "—",
+            f"**{errs}**" if errs else "0"))
+    rounds = max((len(r.get("rounds_cpu", [])) for r in wresults.values()), default=1)
+    lines = [
+        f"Run {meta['date']} — load average at start {meta['loadavg']}; Envoy {meta['envoy']}; "
+        f"`dpop_guard.wasm` {meta['wasm_bytes']:,} bytes.",
+        "",
+        f"Same client, concurrency ({CONCURRENCY} connections) and Envoy as the scenarios above; "
+        f"{WARMUP:g} s warm-up, then {WORST_SECONDS:g} s measured, {rounds} round{'s' if rounds > 1 else ''} "
+        "(in the first round of the run, right after the normal scenarios). Requests with a valid "
+        "proof are each sent once; refused ones cycle through 1,024 distinct requests (more than "
+        "the filter's 256-entry proof-header cache, so a key is never found cached unless the "
+        "class says so). \"× EdDSA\": Envoy CPU µs/req ÷ the EdDSA scenario's, same round. "
+        "\"native\": `dpop-bench worst-native`, the filter's pure pipeline "
+        "(`authn::decide_headers_cached` with a 256-entry header cache) on the same requests, "
+        "natively, thread CPU time per call, no Envoy; its EdDSA reference is the normal request of "
+        "scenario 3.",
+        "",
+        "\n".join(rows),
+        "",
+    ]
+    notes = ["Requests: " + "; ".join(f"**{c['label'].split('. ')[0]}** {c['what']}"
+                                     for c in classes if c["id"] in wresults) + "."]
+    per_round = [f"{sid} {'/'.join(f'{x:.2f}' for x in worst_ratio(r, eddsa)[1])}"
+                 for sid, r in wresults.items() if len(worst_ratio(r, eddsa)[1]) > 1]
+    if per_round:
+        notes.append("× EdDSA per round: " + ", ".join(per_round) + ".")
+    def cpu_of(sid):
+        r = wresults.get(sid) or same_rounds.get(sid)
+        return r.get("envoy_cpu_us_per_req") if r and "failed" not in r else None
+    shares = []
+    for c in classes:
+        mine, base = cpu_of(c["id"]), cpu_of(c.get("baseline") or "")
+        if c["id"] in wresults and mine is not None and base is not None:
+            shares.append(f"{c['label'].split('. ')[0]} {mine - base:+,.0f}")
+    if shares:
+        notes.append("Envoy CPU µs/req over plain Envoy with the same request (B1 for the 60 KB DPoP "
+                     "values, B2 for 7a/7b) or, for requests of at most 17 KB, over scenario 1 (plain "
+                     "Envoy, same round): " + ", ".join(shares) + ".")
+    other = [f"{sid} {max(0.0, r['watched_cpu_busy_pct'] - r['envoy_busy_pct']):.0f}%"
+             for sid, r in wresults.items() if r.get("watched_cpu_busy_pct") is not None]
+    noisy = [sid for sid, r in wresults.items() if r.get("watched_cpu_busy_pct") is not None
+             and r["watched_cpu_busy_pct"] - r["envoy_busy_pct"] > 10]
+    if noisy:
+        notes.append(f"**Noisy run**: other processes took more than 10% of CPU {ENVOY_CPU} during "
+                     f"{len(noisy)} of {len(wresults)} classes; absolute numbers are inflated, ratios "
+                     "less so (rerun on an idle machine).")
+    if other:
+        notes.append(f"CPU {ENVOY_CPU} time taken by other processes during each measured window "
+                     "(noise indicator, ideally ~0%): " + ", ".join(other) + ".")
+    short = [f"{sid} ({r['seconds']:.1f} s)" for sid, r in wresults.items() if r.get("pool_exhausted")]
+    if short:
+        notes.append("Request pool ran out before the planned duration (measured window shown): "
+                     + ", ".join(short) + ".")
+    for sid, r in wresults.items():
+        if r.get("errors") or "failed" in r:
+            notes.append(f"**{sid}: {r.get('errors', '')} errors** — {r.get('first_error') or r.get('failed')}")
+    for sid, n in natives.items():
+        if isinstance(n, str):
+            notes.append(f"**{sid}: native timing failed** — {n[:300]}")
+    lines += [f"- {n}" for n in notes]
+    lines += ["", f"Reproduce: `BENCH_ONLY=eddsa,worst make bench` (`BENCH_WORST_SECONDS={WORST_SECONDS:g}`; "
+              "configs in `target/bench/worst_*.yaml`, plugin configurations in `target/bench/*.plugin.json`)."]
+    return "\n".join(lines)
 
 
 def main():
@@ -558,10 +762,11 @@ def main():
         "envoy": envoy_version(), "rustc": cmd_out(["rustc", "--version"]),
         "wasm_bytes": os.path.getsize(WASM),
     }
-    rounds = {}
+    classes = [c for c in worst_classes() if not c["native_only"] and selected(c["id"])]
+    rounds, wrounds, natives = {}, {}, {}
     for rnd in range(ROUNDS):
         for sid, label, kind, alg, conc in [s + (None,) for s in SCENARIOS] + [u + (1,) for u in UNLOADED]:
-            if ONLY and sid not in ONLY:
+            if not selected(sid):
                 continue
             try:
                 r = run_scenario(sid, label, kind, alg, conc)
@@ -574,19 +779,72 @@ def main():
             if "failed" not in r:
                 log(f"[round {rnd + 1}/{ROUNDS}] {label}: {r['rps']:.0f} req/s, p50 {r['p50_us']:.0f} µs, "
                     f"p99 {r['p99_us']:.0f} µs, Envoy {r['envoy_cpu_us_per_req']:.1f} CPU µs/req, errors {r['errors']}")
+        if rnd >= WORST_ROUNDS:
+            continue
+        for c in classes:
+            sid, label = c["id"], c["label"]
+            try:
+                r = run_scenario(sid, label, "worst", None, None, worst=c)
+            except (RuntimeError, subprocess.CalledProcessError, AssertionError, OSError) as e:
+                log(f"{label}: FAILED: {e}")
+                r = {"failed": str(e).splitlines()[0] if str(e) else repr(e), "errors": 1}
+            stop_all()
+            r["concurrency"] = CONCURRENCY
+            wrounds.setdefault(sid, []).append(r)
+            if "failed" not in r:
+                log(f"[round {rnd + 1}/{WORST_ROUNDS}] {label}: {r['rps']:.0f} req/s, p50 {r['p50_us']:.0f} µs, "
+                    f"Envoy {r['envoy_cpu_us_per_req']:.1f} CPU µs/req, errors {r['errors']}")
+            if c["filter"] and sid not in natives:
+                try:
+                    natives[sid] = run_native(sid, os.path.join(OUT, f"{sid}.plugin.json"))
+                    log(f"{label}: {natives[sid]:.1f} µs per call natively")
+                except (RuntimeError, OSError) as e:
+                    log(f"{label}: native timing FAILED: {e}")
+                    natives[sid] = str(e)
+    if classes:
+        ref = os.path.join(OUT, "ref_eddsa.plugin.json")
+        try:
+            with open(ref, "w") as f:
+                json.dump(shipped_plugin_config(), f)
+            natives["ref_eddsa"] = run_native("ref_eddsa", ref)
+        except (RuntimeError, OSError, AssertionError) as e:
+            log(f"native EdDSA reference FAILED: {e}")
+            natives["ref_eddsa"] = str(e)
     results = {sid: median_round(rs) for sid, rs in rounds.items()}
+    wresults = {sid: median_round(rs) for sid, rs in wrounds.items()}
     with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
+        json.dump({"meta": meta, "results": results, "worst": wresults, "native": natives}, f, indent=1)
     text = report(results, meta)
     print(text)
     bad = [sid for sid, r in results.items() if r.get("errors") or "failed" in r]
+    wbad = [sid for sid, r in wresults.items() if r.get("errors") or "failed" in r] + \
+        [sid for sid, n in natives.items() if isinstance(n, str)]
     if os.environ.get("BENCH_NO_WRITE") or ONLY:
-        log("BENCHMARKS.md not updated (BENCH_NO_WRITE or BENCH_ONLY set)")
+        log("BENCHMARKS.md load table not updated (BENCH_NO_WRITE or BENCH_ONLY set)")
     elif bad:
         log("BENCHMARKS.md not updated: scenarios with errors")
     else:
         write_benchmarks(text)
-        log("BENCHMARKS.md updated")
+        log("BENCHMARKS.md load table updated")
+    if wresults:
+        def median_of(rs):
+            ok = sorted((r for r in rs if "failed" not in r), key=lambda r: r["envoy_cpu_us_per_req"])
+            return ok[(len(ok) - 1) // 2] if ok else None
+        same = {sid: median_of(rs[:WORST_ROUNDS]) for sid, rs in rounds.items()}
+        wtext = worst_report(wresults, natives, results, classes, same, meta)
+        print("\n" + WORST_SECTION + "\n\n" + wtext)
+        every = {c["id"] for c in worst_classes() if not c["native_only"]}
+        complete = every <= set(wresults) and "eddsa" in results
+        if os.environ.get("BENCH_NO_WRITE"):
+            pass
+        elif not complete:
+            log("BENCHMARKS.md worst-case table not updated (not every class, or no EdDSA scenario, ran)")
+        elif wbad or "eddsa" in bad:
+            log("BENCHMARKS.md worst-case table not updated: errors")
+        else:
+            write_benchmarks(wtext, WORST_BEGIN, WORST_END, WORST_SECTION)
+            log("BENCHMARKS.md worst-case table updated")
+    bad += wbad
     if bad:
         log(f"ERRORS in: {', '.join(bad)}")
         return 1

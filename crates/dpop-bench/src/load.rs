@@ -14,6 +14,9 @@ pub enum Requests {
     Same(Vec<u8>),
     /// Each entry once (unique proofs); the run ends early when they run out.
     Pool(Vec<Vec<u8>>),
+    /// The entries in turn, again and again (requests the filter refuses before the replay
+    /// store, so they may repeat).
+    Cycle(Vec<Vec<u8>>),
 }
 
 impl Requests {
@@ -22,6 +25,9 @@ impl Requests {
             Requests::Same(r) => Some(r),
             Requests::Pool(p) => p
                 .get(next.fetch_add(1, Ordering::Relaxed))
+                .map(Vec::as_slice),
+            Requests::Cycle(p) => p
+                .get(next.fetch_add(1, Ordering::Relaxed) % p.len().max(1))
                 .map(Vec::as_slice),
         }
     }
@@ -35,6 +41,34 @@ pub struct Plan {
     pub timeout: Duration,
     /// What is sampled at the window edges (Envoy first).
     pub watch: Vec<Watch>,
+    /// The answer every request must get; anything else is an error.
+    pub expect: Expect,
+    /// Bytes sent before each request's own bytes (request line and headers shared by the
+    /// whole pool: a pool of big requests that differ only in their proof stays small).
+    pub prefix: Vec<u8>,
+}
+
+/// The expected answer: a status, and text the body must contain (a refusal's `detail`).
+#[derive(Clone, Debug)]
+pub struct Expect {
+    pub status: u16,
+    pub body_contains: Option<Vec<u8>>,
+}
+
+impl Expect {
+    pub fn ok() -> Expect {
+        Expect {
+            status: 200,
+            body_contains: None,
+        }
+    }
+
+    pub fn matches(&self, resp: &crate::http::Response) -> bool {
+        resp.status == self.status
+            && self.body_contains.as_deref().is_none_or(|needle| {
+                needle.is_empty() || resp.body.windows(needle.len()).any(|w| w == needle)
+            })
+    }
 }
 
 /// A CPU-time counter sampled at the edges of the measured window.
@@ -46,13 +80,13 @@ pub enum Watch {
     Cpu(usize),
 }
 
-/// One finished request: when it ended (ns since the run started), how long it took, status
-/// (0 = transport error).
+/// One finished request: when it ended (ns since the run started), how long it took, whether
+/// it got the expected answer (a transport error never does).
 #[derive(Clone, Copy)]
 struct Sample {
     end_ns: u64,
     latency_ns: u64,
-    status: u16,
+    ok: bool,
 }
 
 #[derive(Default)]
@@ -69,7 +103,7 @@ pub struct Outcome {
     pub pool_exhausted: bool,
     /// Sorted latencies (ns) of the requests completed inside the window.
     pub latencies_ns: Vec<u64>,
-    /// Non-200 responses and transport errors: inside the window / anywhere in the run.
+    /// Unexpected responses and transport errors: inside the window / anywhere in the run.
     pub window_errors: u64,
     pub total_errors: u64,
     pub total_requests: u64,
@@ -95,6 +129,7 @@ fn worker(
         first_error: None,
     };
     let mut conn: Option<Conn> = None;
+    let mut buf: Vec<u8> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let Some(req) = requests.get(next) else {
             let _ = exhausted.send(Instant::now());
@@ -109,7 +144,7 @@ fn worker(
                     out.samples.push(Sample {
                         end_ns: elapsed_ns(start, now),
                         latency_ns: 0,
-                        status: 0,
+                        ok: false,
                     });
                     out.first_error
                         .get_or_insert_with(|| format!("connect {}: {e}", plan.addr));
@@ -118,6 +153,14 @@ fn worker(
                 }
             },
         };
+        let req = if plan.prefix.is_empty() {
+            req
+        } else {
+            buf.clear();
+            buf.extend_from_slice(&plan.prefix);
+            buf.extend_from_slice(req);
+            buf.as_slice()
+        };
         let t0 = Instant::now();
         let res = c.round_trip(req);
         let t1 = Instant::now();
@@ -125,15 +168,19 @@ fn worker(
         let end_ns = elapsed_ns(start, t1);
         match res {
             Ok(resp) => {
-                if resp.status != 200 && out.first_error.is_none() {
+                let ok = plan.expect.matches(&resp);
+                if !ok && out.first_error.is_none() {
                     let body = String::from_utf8_lossy(&resp.body);
                     let body: String = body.chars().take(400).collect();
-                    out.first_error = Some(format!("HTTP {}: {body}", resp.status));
+                    out.first_error = Some(format!(
+                        "HTTP {} (expected {}): {body}",
+                        resp.status, plan.expect.status
+                    ));
                 }
                 out.samples.push(Sample {
                     end_ns,
                     latency_ns,
-                    status: resp.status,
+                    ok,
                 });
                 if resp.close {
                     conn = None;
@@ -143,7 +190,7 @@ fn worker(
                 out.samples.push(Sample {
                     end_ns,
                     latency_ns,
-                    status: 0,
+                    ok: false,
                 });
                 out.first_error.get_or_insert_with(|| format!("I/O: {e}"));
                 conn = None;
@@ -212,7 +259,7 @@ pub fn run(plan: &Plan, requests: &Requests) -> Result<Outcome, String> {
         for smp in o.samples {
             total_requests += 1;
             let in_window = smp.end_ns >= ws_ns && smp.end_ns <= we_ns;
-            if smp.status != 200 {
+            if !smp.ok {
                 total_errors += 1;
                 if in_window {
                     window_errors += 1;

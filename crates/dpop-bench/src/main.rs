@@ -6,12 +6,22 @@
 //! closed-loop keep-alive connections for `--warmup` + `--duration` seconds and prints one JSON
 //! line: req/s, latency percentiles, CPU per request of the watched processes, errors.
 //!
+//! `dpop-bench run --worst ID` drives one worst-case input class instead (src/worst.rs): a
+//! pool of the class's requests, each used once when it carries a valid proof, else replayed
+//! in turn; every response must be the class's expected answer (a refusal with its reason, or
+//! 200).
+//!
+//! `dpop-bench worst-classes` prints the classes as JSON (ids, labels, plugin configuration
+//! overrides, expected answer) for scripts/bench.py; `dpop-bench worst-native` times each
+//! class natively through the filter's pure pipeline (no Envoy).
+//!
 //! `dpop-bench issuer` prints an ES256 JWKS and a one-hour token signed by it (jwt_authn).
 
 mod http;
 mod load;
 mod proofs;
 mod sys;
+mod worst;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -36,6 +46,35 @@ enum Command {
         #[arg(long, default_value = "bench-issuer")]
         kid: String,
     },
+    /// Print the worst-case input classes as a JSON array.
+    WorstClasses,
+    /// Time worst-case classes natively (the filter's pure pipeline, no Envoy); one JSON line
+    /// per class on stdout.
+    WorstNative(NativeArgs),
+}
+
+#[derive(clap::Args)]
+struct NativeArgs {
+    /// Class id (repeatable); all classes when omitted.
+    #[arg(long = "class")]
+    classes: Vec<String>,
+    /// Plugin configuration (JSON file) the class overrides are merged into; default: the
+    /// shipped envoy/envoy.yaml settings that matter here (required, upstream tokens).
+    #[arg(long)]
+    plugin_config: Option<std::path::PathBuf>,
+    /// The file already holds the class's overrides (as bench.py writes it): do not merge.
+    #[arg(long)]
+    merged: bool,
+    /// Seconds per class.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    #[arg(long, default_value = "127.0.0.1:10000")]
+    authority: String,
+    #[arg(long, default_value = "/bench")]
+    path: String,
+    /// Pin to this CPU.
+    #[arg(long)]
+    pin_cpu: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -47,12 +86,16 @@ struct RunArgs {
     #[arg(long, default_value = "/bench")]
     path: String,
     /// Sign a unique DPoP proof per request with this algorithm (EdDSA, ES256, RS256).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "worst")]
     alg: Option<String>,
+    /// Send the requests of this worst-case class (`dpop-bench worst-classes`) instead.
+    #[arg(long)]
+    worst: Option<String>,
     /// Client keys per algorithm (proofs go round-robin over them).
     #[arg(long, default_value_t = 4)]
     keys: usize,
-    /// Number of pre-generated requests (with --alg). The run stops early when they run out.
+    /// Number of pre-generated requests (with --alg, or a --worst class of valid proofs). The
+    /// run stops early when they run out.
     #[arg(long, default_value_t = 50_000)]
     pool: usize,
     /// Send `Authorization: Bearer <TOKEN>` with every request.
@@ -104,24 +147,35 @@ fn run(a: RunArgs) -> Result<bool, String> {
     if let Some(t) = &a.bearer {
         fixed.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
-    let build = |proof: &str| -> Vec<u8> {
-        let mut r = String::with_capacity(fixed.len() + proof.len() + 16);
+    let with_headers = |headers: &[(String, String)]| -> Vec<u8> {
+        let extra: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let mut r = String::with_capacity(fixed.len() + extra + 2);
         r.push_str(&fixed);
-        if !proof.is_empty() {
-            r.push_str("DPoP: ");
-            r.push_str(proof);
+        for (k, v) in headers {
+            r.push_str(k);
+            r.push_str(": ");
+            r.push_str(v);
             r.push_str("\r\n");
         }
         r.push_str("\r\n");
         r.into_bytes()
     };
+    let build = |proof: &str| -> Vec<u8> {
+        if proof.is_empty() {
+            with_headers(&[])
+        } else {
+            with_headers(&[("DPoP".to_owned(), proof.to_owned())])
+        }
+    };
 
     let gen_started = std::time::Instant::now();
-    let requests = match &a.alg {
-        None => load::Requests::Same(build("")),
-        Some(name) => {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut expect = load::Expect::ok();
+    let mut prefix: Vec<u8> = Vec::new();
+    let requests = match (&a.alg, &a.worst) {
+        (None, None) => load::Requests::Same(build("")),
+        (Some(name), _) => {
             let alg = proofs::parse_alg(name)?;
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
             let keys = std::thread::scope(|s| {
                 let hs: Vec<_> = (0..a.keys.max(1))
                     .map(|_| s.spawn(move || proofs::ClientKey::generate(alg)))
@@ -134,11 +188,47 @@ fn run(a: RunArgs) -> Result<bool, String> {
             let pool = proofs::make_pool(&keys, a.pool + 1, "GET", &htu, threads, &build)?;
             load::Requests::Pool(pool)
         }
+        (None, Some(id)) => {
+            let class = worst::find(id)?;
+            expect = load::Expect {
+                status: class.expect.status(),
+                body_contains: class.expect.body_contains().map(|s| s.as_bytes().to_vec()),
+            };
+            let target = worst::Target { htu: htu.clone() };
+            // Valid proofs: one per request (+1 for the preflight); refused ones: a cycle.
+            let n = if class.unique {
+                a.pool + 1
+            } else {
+                worst::CYCLE
+            };
+            let pool = worst::generate(&class, &target, n, threads)?;
+            // request line, Host and the headers every request shares; then each one's own
+            let mut head = with_headers(&pool.common);
+            head.truncate(head.len().saturating_sub(2));
+            prefix = head;
+            let items: Vec<Vec<u8>> = pool
+                .items
+                .iter()
+                .map(|h| {
+                    let mut r = Vec::new();
+                    for (k, v) in h {
+                        r.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+                    }
+                    r.extend_from_slice(b"\r\n");
+                    r
+                })
+                .collect();
+            if class.unique {
+                load::Requests::Pool(items)
+            } else {
+                load::Requests::Cycle(items)
+            }
+        }
     };
     let gen_secs = gen_started.elapsed().as_secs_f64();
     let timeout = secs("timeout", a.timeout)?;
 
-    // Preflight: one request must pass, else show what came back and stop.
+    // Preflight: one request must get the expected answer, else show what came back and stop.
     let (preflight, requests) = match requests {
         load::Requests::Pool(mut p) => {
             let first = if p.is_empty() {
@@ -148,17 +238,28 @@ fn run(a: RunArgs) -> Result<bool, String> {
             };
             (first, load::Requests::Pool(p))
         }
+        load::Requests::Cycle(p) => match p.first() {
+            Some(first) => (first.clone(), load::Requests::Cycle(p)),
+            None => return Err("empty request pool".into()),
+        },
         load::Requests::Same(r) => (r.clone(), load::Requests::Same(r)),
     };
     let mut conn = http::Conn::connect(a.addr, timeout)
         .map_err(|e| format!("preflight: connect {}: {e}", a.addr))?;
+    let preflight = [prefix.as_slice(), preflight.as_slice()].concat();
     let resp = conn
         .round_trip(&preflight)
         .map_err(|e| format!("preflight: {e}"))?;
-    if resp.status != 200 {
+    if !expect.matches(&resp) {
+        let want = expect
+            .body_contains
+            .as_deref()
+            .map(|b| format!(" with {:?}", String::from_utf8_lossy(b)))
+            .unwrap_or_default();
         return Err(format!(
-            "preflight answered {} (expected 200): {}",
+            "preflight answered {} (expected {}{want}): {}",
             resp.status,
+            expect.status,
             String::from_utf8_lossy(&resp.body)
         ));
     }
@@ -178,9 +279,11 @@ fn run(a: RunArgs) -> Result<bool, String> {
         duration: secs("duration", a.duration)?,
         timeout,
         watch,
+        expect,
+        prefix,
     };
     let pool_size = match &requests {
-        load::Requests::Pool(p) => Some(p.len()),
+        load::Requests::Pool(p) | load::Requests::Cycle(p) => Some(p.len()),
         load::Requests::Same(_) => None,
     };
     let o = load::run(&plan, &requests)?;
@@ -228,6 +331,8 @@ fn run(a: RunArgs) -> Result<bool, String> {
         "concurrency": a.concurrency,
         "planned_seconds": a.duration,
         "warmup_seconds": a.warmup,
+        "worst": a.worst,
+        "request_bytes": preflight.len(),
     });
     println!("{result}");
     if o.pool_exhausted {
@@ -247,10 +352,75 @@ fn run(a: RunArgs) -> Result<bool, String> {
     Ok(o.total_errors == 0 && o.requests > 0)
 }
 
+fn worst_native(a: NativeArgs) -> Result<bool, String> {
+    use serde_json::{json, Value};
+    let base: Value = match &a.plugin_config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => json!({"required": true, "access_token": {"verify": "upstream"}}),
+    };
+    let all = worst::classes()?;
+    let chosen: Vec<&worst::Class> = if a.classes.is_empty() {
+        all.iter().filter(|c| c.filter).collect()
+    } else {
+        a.classes
+            .iter()
+            .map(|id| {
+                all.iter()
+                    .find(|c| c.id == id)
+                    .ok_or_else(|| format!("unknown class {id:?}"))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let target = worst::Target {
+        htu: format!("http://{}{}", a.authority, a.path),
+    };
+    if let Some(cpu) = a.pin_cpu {
+        sys::pin_current_thread(cpu).map_err(|e| format!("pinning to CPU {cpu}: {e}"))?;
+    }
+    sys::keep_freed_memory();
+    for class in chosen {
+        if !class.filter {
+            return Err(format!(
+                "{}: a plain-Envoy baseline has no native cost",
+                class.id
+            ));
+        }
+        let mut cfg = base.clone();
+        if !a.merged {
+            worst::merge(&mut cfg, &class.config);
+        }
+        let parsed = dpop_guard::config::Config::parse(cfg.to_string().as_bytes())
+            .map_err(|e| format!("{}: plugin configuration refused: {e:?}", class.id))?;
+        let r = worst::native(class, &parsed, &a.authority, &a.path, &target, a.seconds)?;
+        eprintln!(
+            "dpop-bench: {:<22} {:>9.1} µs per call natively ({} calls) — {}",
+            class.id,
+            r.us_per_call,
+            r.calls,
+            class.expect_text()
+        );
+        println!(
+            "{}",
+            json!({"id": class.id, "native_us_per_call": r.us_per_call, "calls": r.calls})
+        );
+    }
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
         Command::Run(a) => run(a),
+        Command::WorstClasses => worst::classes().map(|cs| {
+            let list: Vec<serde_json::Value> = cs.iter().map(worst::Class::to_json).collect();
+            println!("{}", serde_json::Value::Array(list));
+            true
+        }),
+        Command::WorstNative(a) => worst_native(a),
         Command::Issuer { iss, kid } => proofs::issuer(&iss, &kid).map(|(jwks, token)| {
             println!("{}", serde_json::json!({"jwks": jwks, "token": token}));
             true

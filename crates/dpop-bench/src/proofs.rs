@@ -34,11 +34,7 @@ pub fn now_secs() -> Result<i64, String> {
 }
 
 fn random_b64(n: usize) -> Result<String, String> {
-    let mut buf = vec![0u8; n];
-    OsRng
-        .try_fill_bytes(&mut buf)
-        .map_err(|e| format!("no randomness from the OS: {e}"))?;
-    Ok(b64::encode(&buf))
+    Ok(b64::encode(&random_bytes(n)?))
 }
 
 pub fn parse_alg(name: &str) -> Result<Alg, String> {
@@ -126,14 +122,33 @@ impl ClientKey {
             "htu": htu,
             "iat": now_secs()?,
         });
+        self.sign_claims(&claims.to_string())
+    }
+
+    /// A proof over claims given as JSON text (signed as is, so it may hold anything).
+    pub fn sign_claims(&self, claims_json: &str) -> Result<String, String> {
         let input = format!(
             "{}.{}",
             self.header_b64,
-            b64::encode(claims.to_string().as_bytes())
+            b64::encode(claims_json.as_bytes())
         );
         let sig = self.sign(input.as_bytes())?;
         Ok(format!("{input}.{}", b64::encode(&sig)))
     }
+}
+
+/// `n` random bytes.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
+    let mut buf = vec![0u8; n];
+    OsRng
+        .try_fill_bytes(&mut buf)
+        .map_err(|e| format!("no randomness from the OS: {e}"))?;
+    Ok(buf)
+}
+
+/// A random `jti` (16 bytes, base64url).
+pub fn random_jti() -> Result<String, String> {
+    random_b64(16)
 }
 
 /// Checks a proof with the filter's own verifier (natively), as Envoy will see the request.
