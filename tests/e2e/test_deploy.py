@@ -32,8 +32,8 @@ import yaml
 from harness import ENVOY, ROOT, WASM, Envoy, walk
 
 ISTIO_DIR = os.path.join(ROOT, "envoy", "istio")
-# shared/ sits beside the repository (CI clones it that way); SHARED_DIR overrides.
-SHARED_DIR = os.environ.get("SHARED_DIR") or os.path.join(os.path.dirname(ROOT), "shared")
+# The in-repo copy (tests/vectors/istio, see its README); SHARED_DIR=<dir> uses <dir>/istio.
+SHARED_DIR = os.environ.get("SHARED_DIR") or os.path.join(ROOT, "tests", "vectors")
 SCHEMA_PATH = os.path.join(SHARED_DIR, "istio", "wasmplugin_v1alpha1.json")
 CRD_PATH = os.path.join(SHARED_DIR, "istio", "wasmplugin-crd.yaml")
 MAKE_IMAGE = os.path.join(ROOT, "scripts", "make-image.sh")
@@ -249,7 +249,7 @@ def k8s_checks(schema, value, path, errors):
 @pytest.fixture(scope="module")
 def schema():
     if not os.path.exists(SCHEMA_PATH):
-        pytest.fail(f"{SCHEMA_PATH} missing: shared/ must sit beside the repository (or set SHARED_DIR)")
+        pytest.fail(f"{SCHEMA_PATH} missing (tests/vectors/istio in the repository, or SHARED_DIR)")
     with open(SCHEMA_PATH) as f:
         return json.load(f)
 
