@@ -13,6 +13,28 @@ use std::fmt;
 pub const MAX_MEMBERS: usize = 256;
 /// Most elements one array may have (`aud`, `scope` lists, JWKS `keys`).
 pub const MAX_ELEMENTS: usize = 1024;
+/// Most values one document given to [`parse_object`] may hold, all levels together. The
+/// per-object and per-array caps alone let 60 KB of nested small arrays cost 13× a normal
+/// proof (`make bench`, worst case 1a); real proofs hold about ten values, tokens a few dozen.
+pub const MAX_VALUES: usize = 2048;
+
+std::thread_local! {
+    /// Values [`parse_object`] may still read; `None` outside it (the configuration parser
+    /// reads operator input without this cap).
+    static BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Counts one value against the document's budget.
+fn spend<E: de::Error>() -> Result<(), E> {
+    BUDGET.with(|b| match b.get() {
+        None => Ok(()),
+        Some(0) => Err(E::custom("too many values")),
+        Some(n) => {
+            b.set(Some(n - 1));
+            Ok(())
+        }
+    })
+}
 
 /// A JSON value with member order preserved and duplicates already rejected.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,30 +97,38 @@ impl<'de> Visitor<'de> for JsonVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_unit<E>(self) -> Result<Json, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+        spend::<E>()?;
         Ok(Json::Null)
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+        spend::<E>()?;
         Ok(Json::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+        spend::<E>()?;
         Ok(Json::Int(v))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+        spend::<E>()?;
         Ok(i64::try_from(v)
             .map(Json::Int)
             .unwrap_or(Json::Number(v as f64)))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+        spend::<E>()?;
         Ok(Json::Number(v))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
+        spend::<E>()?;
         Ok(Json::Str(v.to_owned()))
     }
-    fn visit_string<E>(self, v: String) -> Result<Json, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
+        spend::<E>()?;
         Ok(Json::Str(v))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        spend::<A::Error>()?;
         let mut out = Vec::new();
         while let Some(v) = seq.next_element::<Json>()? {
             if out.len() >= MAX_ELEMENTS {
@@ -109,6 +139,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Array(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        spend::<A::Error>()?;
         let mut out: Vec<(String, Json)> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.len() >= MAX_MEMBERS {
@@ -134,8 +165,12 @@ impl<'de> Deserialize<'de> for Json {
 }
 
 /// Parses bytes that must hold exactly one JSON object (trailing data rejected).
+/// At most [`MAX_VALUES`] values in all.
 pub fn parse_object(bytes: &[u8]) -> Option<Object> {
-    match serde_json::from_slice::<Json>(bytes) {
+    let previous = BUDGET.with(|b| b.replace(Some(MAX_VALUES)));
+    let parsed = serde_json::from_slice::<Json>(bytes);
+    BUDGET.with(|b| b.set(previous));
+    match parsed {
         Ok(Json::Object(o)) => Some(o),
         _ => None,
     }
@@ -168,6 +203,17 @@ mod tests {
         assert!(parse_object(obj(MAX_MEMBERS).as_bytes()).is_some());
         assert!(parse_object(obj(MAX_MEMBERS + 1).as_bytes()).is_none());
         let arr = |n: usize| format!("{{\"a\":[{}]}}", vec!["1"; n].join(","));
+        // the whole document: many small arrays, each under the per-array cap
+        let many = |arrays: usize| {
+            let one = format!("[{}]", vec!["1"; 15].join(","));
+            format!("{{\"a\":[{}]}}", vec![one; arrays].join(","))
+        };
+        // values: the object, the outer array, and 16 per small array
+        assert!(parse_object(many((MAX_VALUES - 2) / 16).as_bytes()).is_some());
+        assert!(parse_object(many((MAX_VALUES - 2) / 16 + 1).as_bytes()).is_none());
+        // the configuration parser is not capped (operator input, parsed once)
+        let big = many(200);
+        assert!(serde_json::from_slice::<Json>(big.as_bytes()).is_ok());
         assert!(parse_object(arr(MAX_ELEMENTS).as_bytes()).is_some());
         assert!(parse_object(arr(MAX_ELEMENTS + 1).as_bytes()).is_none());
     }
