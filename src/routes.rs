@@ -92,17 +92,17 @@ impl Routes {
     /// would pick another policy, or the path cannot be normalized, the request gets
     /// `required`: the filter cannot know which of the two paths the upstream serves.
     pub fn policy(&self, path: &str) -> RoutePolicy {
-        let plain = crate::htu::route_path(path, false);
-        let decoded = crate::htu::route_path(path, true);
-        match (plain, decoded) {
-            (Some(a), Some(b)) => {
-                let p = self.rule_policy(&a);
-                if a == b || p == self.rule_policy(&b) {
-                    p
-                } else {
-                    RoutePolicy::Required
-                }
-            }
+        let Some(plain) = crate::htu::route_path(path, false) else {
+            return RoutePolicy::Required;
+        };
+        let policy = self.rule_policy(&plain);
+        // Only a `%` or `\\` can decode to another `/`: without one, the second normalization
+        // (an allocation per request) could only give the same path.
+        if !path.contains(['%', '\\']) {
+            return policy;
+        }
+        match crate::htu::route_path(path, true) {
+            Some(decoded) if decoded == plain || self.rule_policy(&decoded) == policy => policy,
             _ => RoutePolicy::Required,
         }
     }
