@@ -4,9 +4,8 @@
 //! are an object carrying the jti/htm/htu/iat that were accepted.
 #![no_main]
 
-use dpop_guard::b64;
 use dpop_guard::{verify_proof, DenyReason, ProofPolicy, RequestFacts};
-use ed25519_dalek::{Signer, SigningKey};
+use dpop_client::{compact_jws, dpop_header, Alg, SigningKey};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: i64 = 1_700_000_000;
@@ -14,20 +13,15 @@ const URI: &str = "https://api.example.com/resource";
 const TOKEN: &str = "tok";
 
 fn sign(key: &SigningKey, header: &[u8], claims: &[u8]) -> String {
-    let input = format!("{}.{}", b64::encode(header), b64::encode(claims));
-    let sig = key.sign(input.as_bytes());
-    format!("{input}.{}", b64::encode(&sig.to_bytes()))
+    compact_jws(header, claims, key, Alg::EdDSA).unwrap_or_default()
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let key = SigningKey::from_bytes(&[7u8; 32]);
-    let x = b64::encode(key.verifying_key().as_bytes());
-    let header = format!(
-        r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}}}"#
-    );
+    let key = SigningKey::ed25519_from_seed(b"proof_signed");
+    let header = dpop_header(Alg::EdDSA, &key).unwrap_or_default();
     let good_claims = format!(r#"{{"jti":"j","htm":"GET","htu":"{URI}","iat":{NOW}}}"#);
     let fuzz_header = mode & 1 == 1;
     let proof = if fuzz_header {

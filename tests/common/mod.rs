@@ -3,129 +3,81 @@
 //! build any shape of proof — including ones a well-behaved client library would refuse to.
 #![allow(dead_code)]
 
+use dpop_client::{Alg, KeyKind, SigningKey};
 use dpop_guard::b64;
-use rand_core::OsRng;
-use rsa::traits::PublicKeyParts;
-use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
-/// A private key a test can sign proofs with.
+/// A private key a test can sign proofs with (the shared client library's key, with the
+/// lenient signing tests need).
 #[derive(Clone)]
-pub enum TestKey {
-    Ed25519(ed25519_dalek::SigningKey),
-    P256(p256::ecdsa::SigningKey),
-    P384(p384::ecdsa::SigningKey),
-    Rsa(rsa::RsaPrivateKey),
+pub struct TestKey(pub SigningKey);
+
+static RSA_2048: OnceLock<SigningKey> = OnceLock::new();
+static RSA_2048_B: OnceLock<SigningKey> = OnceLock::new();
+
+fn seeded(kind: KeyKind, tag: u8) -> TestKey {
+    TestKey(SigningKey::from_seed(kind, &[tag]).unwrap())
 }
 
-fn seeded(tag: u8, n: usize) -> Vec<u8> {
-    // Deterministic, valid scalars/seeds: SHA-256 chained from a tag (never zero, always < n
-    // for P-256/P-384 in practice since the top byte is masked below).
-    let mut out = Vec::new();
-    let mut block = Sha256::digest([tag]).to_vec();
-    while out.len() < n {
-        out.extend_from_slice(&block);
-        block = Sha256::digest(&block).to_vec();
-    }
-    out.truncate(n);
-    if let Some(b) = out.first_mut() {
-        *b &= 0x7f;
-    }
-    out
+fn rsa_2048(cell: &OnceLock<SigningKey>) -> TestKey {
+    TestKey(
+        cell.get_or_init(|| SigningKey::generate(KeyKind::Rsa { bits: 2048 }).unwrap())
+            .clone(),
+    )
 }
-
-static RSA_2048: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
-static RSA_2048_B: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
 
 impl TestKey {
     /// Deterministic Ed25519 key; `tag` selects a different key.
     pub fn ed25519_n(tag: u8) -> TestKey {
-        let seed: [u8; 32] = seeded(tag, 32).try_into().unwrap();
-        TestKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed))
+        seeded(KeyKind::Ed25519, tag)
     }
     pub fn ed25519() -> TestKey {
         TestKey::ed25519_n(1)
     }
     pub fn p256_n(tag: u8) -> TestKey {
-        TestKey::P256(p256::ecdsa::SigningKey::from_slice(&seeded(tag, 32)).unwrap())
+        seeded(KeyKind::P256, tag)
     }
     pub fn p256() -> TestKey {
         TestKey::p256_n(2)
     }
     pub fn p384() -> TestKey {
-        TestKey::P384(p384::ecdsa::SigningKey::from_slice(&seeded(3, 48)).unwrap())
+        seeded(KeyKind::P384, 3)
     }
     /// A 2048-bit RSA key, generated once per test binary.
     pub fn rsa() -> TestKey {
-        TestKey::Rsa(
-            RSA_2048
-                .get_or_init(|| rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap())
-                .clone(),
-        )
+        rsa_2048(&RSA_2048)
     }
     /// A second, different 2048-bit RSA key.
     pub fn rsa_b() -> TestKey {
-        TestKey::Rsa(
-            RSA_2048_B
-                .get_or_init(|| rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap())
-                .clone(),
-        )
+        rsa_2048(&RSA_2048_B)
     }
     pub fn rsa_bits(bits: usize) -> TestKey {
-        TestKey::Rsa(rsa::RsaPrivateKey::new(&mut OsRng, bits).unwrap())
+        TestKey(SigningKey::generate(KeyKind::Rsa { bits }).unwrap())
     }
 
     /// The natural algorithm for this key.
     pub fn default_alg(&self) -> &'static str {
-        match self {
-            TestKey::Ed25519(_) => "EdDSA",
-            TestKey::P256(_) => "ES256",
-            TestKey::P384(_) => "ES384",
-            TestKey::Rsa(_) => "RS256",
-        }
+        self.0.default_alg().name()
     }
 
     /// Public JWK members as a JSON object value (required members only).
     pub fn public_jwk_value(&self) -> serde_json::Value {
-        use serde_json::json;
-        match self {
-            TestKey::Ed25519(k) => json!({
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "x": b64::encode(k.verifying_key().as_bytes()),
-            }),
-            TestKey::P256(k) => {
-                let p = k.verifying_key().to_encoded_point(false);
-                json!({
-                    "kty": "EC",
-                    "crv": "P-256",
-                    "x": b64::encode(p.x().unwrap()),
-                    "y": b64::encode(p.y().unwrap()),
-                })
-            }
-            TestKey::P384(k) => {
-                let p = k.verifying_key().to_encoded_point(false);
-                json!({
-                    "kty": "EC",
-                    "crv": "P-384",
-                    "x": b64::encode(p.x().unwrap()),
-                    "y": b64::encode(p.y().unwrap()),
-                })
-            }
-            TestKey::Rsa(k) => json!({
-                "kty": "RSA",
-                "n": b64::encode(&k.n().to_bytes_be()),
-                "e": b64::encode(&k.e().to_bytes_be()),
-            }),
-        }
+        serde_json::from_str(&self.public_jwk()).unwrap()
     }
 
     /// Public JWK as JSON text.
     pub fn public_jwk(&self) -> String {
-        self.public_jwk_value().to_string()
+        self.0.public_jwk().unwrap()
     }
 
-    /// The RFC 7638 thumbprint the verifier must report for this key.
+    /// The private `d` member, base64url.
+    pub fn private_d(&self) -> String {
+        let members = self.0.private_members().unwrap();
+        members.into_iter().find(|(k, _)| *k == "d").unwrap().1
+    }
+
+    /// The RFC 7638 thumbprint the verifier must report for this key, computed by the filter
+    /// (the client's own is checked against it in crates/dpop-client/tests).
     pub fn jkt(&self) -> String {
         dpop_guard::jose::PublicJwk::from_json(self.public_jwk().as_bytes())
             .unwrap()
@@ -135,31 +87,10 @@ impl TestKey {
     /// JWS signature over `input` for `alg`. The key type decides the primitive; `alg` only
     /// picks between RS256 and PS256 for RSA keys (other values fall back to the key's own).
     pub fn sign(&self, alg: &str, input: &[u8]) -> Vec<u8> {
-        match self {
-            TestKey::Ed25519(k) => {
-                use ed25519_dalek::Signer;
-                k.sign(input).to_bytes().to_vec()
-            }
-            TestKey::P256(k) => {
-                use p256::ecdsa::signature::Signer;
-                let s: p256::ecdsa::Signature = k.sign(input);
-                s.to_bytes().to_vec()
-            }
-            TestKey::P384(k) => {
-                use p384::ecdsa::signature::Signer;
-                let s: p384::ecdsa::Signature = k.sign(input);
-                s.to_bytes().to_vec()
-            }
-            TestKey::Rsa(k) => {
-                let digest = Sha256::digest(input);
-                if alg == "PS256" {
-                    k.sign_with_rng(&mut OsRng, rsa::Pss::new_with_salt::<Sha256>(32), &digest)
-                        .unwrap()
-                } else {
-                    k.sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest).unwrap()
-                }
-            }
-        }
+        let alg = Alg::from_name(alg)
+            .filter(|a| self.0.fits(*a))
+            .unwrap_or(self.0.default_alg());
+        self.0.sign(alg, input).unwrap()
     }
 }
 

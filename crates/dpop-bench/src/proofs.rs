@@ -1,36 +1,27 @@
-//! Client keys and DPoP proofs, signed here with the same crates as the `dpop` CLI. The public
-//! JWK goes through the filter's own `PublicJwk` (validation and RFC 7638 members), and the
-//! first proof of every key is run through the filter's native `verify_proof` before any load
-//! is sent, so a proof the filter would refuse is caught before Envoy sees it.
+//! Client keys and DPoP proofs, signed with the shared client library (`dpop-client`, as the
+//! `dpop` CLI and the tests do). The public JWK goes through the filter's own `PublicJwk`, and
+//! the first proof of every key is run through the filter's native `verify_proof` before any
+//! load is sent, so a proof the filter would refuse is caught before Envoy sees it.
 
+use dpop_client::{KeyKind, ProofClaims, ProofSigner, SigningKey};
 use dpop_guard::b64;
 use dpop_guard::jose::{Alg, PublicJwk};
 use dpop_guard::{verify_proof, ProofPolicy, RequestFacts};
-use rand_core::{OsRng, RngCore};
-use sha2::{Digest, Sha256};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-/// The private half of a client key.
-enum Signer {
-    Ed25519(ed25519_dalek::SigningKey),
-    P256(p256::ecdsa::SigningKey),
-    Rsa(Box<rsa::RsaPrivateKey>),
-}
+use std::time::Instant;
 
 /// One client key with its pre-encoded JWS protected header.
 pub struct ClientKey {
-    alg: Alg,
-    signer: Signer,
-    /// base64url of `{"typ":"dpop+jwt","alg":...,"jwk":{...}}`.
-    header_b64: String,
+    pub alg: Alg,
+    signer: ProofSigner,
     pub public: PublicJwk,
 }
 
+fn text(e: dpop_client::ClientError) -> String {
+    e.0
+}
+
 pub fn now_secs() -> Result<i64, String> {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| "system clock is before 1970".to_owned())?;
-    i64::try_from(d.as_secs()).map_err(|_| "system clock out of range".to_owned())
+    dpop_client::now_secs().map_err(text)
 }
 
 fn random_b64(n: usize) -> Result<String, String> {
@@ -46,109 +37,38 @@ pub fn parse_alg(name: &str) -> Result<Alg, String> {
 
 impl ClientKey {
     pub fn generate(alg: Alg) -> Result<ClientKey, String> {
-        let (signer, jwk_json) = match alg {
-            Alg::EdDSA => {
-                let sk = ed25519_dalek::SigningKey::generate(&mut OsRng);
-                let jwk = serde_json::json!({
-                    "kty": "OKP", "crv": "Ed25519",
-                    "x": b64::encode(sk.verifying_key().as_bytes()),
-                });
-                (Signer::Ed25519(sk), jwk)
-            }
-            Alg::ES256 => {
-                let sk = p256::ecdsa::SigningKey::random(&mut OsRng);
-                let pt = sk.verifying_key().to_encoded_point(false);
-                let (Some(x), Some(y)) = (pt.x(), pt.y()) else {
-                    return Err("generated P-256 key has no affine coordinates".into());
-                };
-                let jwk = serde_json::json!({
-                    "kty": "EC", "crv": "P-256", "x": b64::encode(x), "y": b64::encode(y),
-                });
-                (Signer::P256(sk), jwk)
-            }
-            Alg::RS256 => {
-                use rsa::traits::PublicKeyParts;
-                let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048)
-                    .map_err(|e| format!("RSA key generation failed: {e}"))?;
-                let jwk = serde_json::json!({
-                    "kty": "RSA",
-                    "n": b64::encode(&key.n().to_bytes_be()),
-                    "e": b64::encode(&key.e().to_bytes_be()),
-                });
-                (Signer::Rsa(Box::new(key)), jwk)
-            }
-            other => return Err(format!("{} is not benchmarked", other.name())),
-        };
-        let public = PublicJwk::from_json(jwk_json.to_string().as_bytes())
+        let client_alg = dpop_client::Alg::from_name(alg.name())
+            .ok_or_else(|| format!("{} is not benchmarked", alg.name()))?;
+        let key = SigningKey::generate(KeyKind::for_alg(client_alg, 2048)).map_err(text)?;
+        let public = PublicJwk::from_json(key.public_jwk().map_err(text)?.as_bytes())
             .map_err(|e| format!("generated {} JWK refused by the filter: {e:?}", alg.name()))?;
-        // The header's jwk: exactly the RFC 7638 required members (what a careful client sends).
-        let header = format!(
-            r#"{{"typ":"dpop+jwt","alg":"{}","jwk":{}}}"#,
-            alg.name(),
-            public.thumbprint_input()
-        );
         Ok(ClientKey {
             alg,
-            signer,
-            header_b64: b64::encode(header.as_bytes()),
+            signer: ProofSigner::new(key, client_alg).map_err(text)?,
             public,
         })
     }
 
-    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, String> {
-        match &self.signer {
-            Signer::Ed25519(sk) => {
-                use ed25519_dalek::Signer as _;
-                Ok(sk.sign(input).to_bytes().to_vec())
-            }
-            Signer::P256(sk) => {
-                use p256::ecdsa::signature::Signer as _;
-                let sig: p256::ecdsa::Signature = sk
-                    .try_sign(input)
-                    .map_err(|e| format!("ES256 signing failed: {e}"))?;
-                Ok(sig.to_bytes().to_vec())
-            }
-            Signer::Rsa(key) => key
-                .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(input))
-                .map_err(|e| format!("RS256 signing failed: {e}")),
-        }
-    }
-
     /// A proof with a fresh random `jti` and `iat` = now.
     pub fn proof(&self, htm: &str, htu: &str) -> Result<String, String> {
-        let claims = serde_json::json!({
-            "jti": random_b64(16)?,
-            "htm": htm,
-            "htu": htu,
-            "iat": now_secs()?,
-        });
-        self.sign_claims(&claims.to_string())
+        let claims = ProofClaims::new(htm, htu, now_secs()?).map_err(text)?;
+        self.signer.proof(&claims).map_err(text)
     }
 
     /// A proof over claims given as JSON text (signed as is, so it may hold anything).
     pub fn sign_claims(&self, claims_json: &str) -> Result<String, String> {
-        let input = format!(
-            "{}.{}",
-            self.header_b64,
-            b64::encode(claims_json.as_bytes())
-        );
-        let sig = self.sign(input.as_bytes())?;
-        Ok(format!("{input}.{}", b64::encode(&sig)))
+        self.signer.sign_claims(claims_json).map_err(text)
     }
 }
 
 /// `n` random bytes.
 pub fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
-    let mut buf = vec![0u8; n];
-    OsRng
-        .try_fill_bytes(&mut buf)
-        .map_err(|e| format!("no randomness from the OS: {e}"))?;
-    Ok(buf)
+    dpop_client::random_bytes(n).map_err(text)
 }
 
 /// A random `jti` (16 bytes, base64url).
 pub fn random_jti() -> Result<String, String> {
-    random_b64(16)
+    dpop_client::random_jti().map_err(text)
 }
 
 /// Checks a proof with the filter's own verifier (natively), as Envoy will see the request.
@@ -228,16 +148,14 @@ pub fn make_pool(
 /// An ES256 issuer key and a one-hour access token signed with it, for the jwt_authn scenario.
 /// Returns (JWKS text, token).
 pub fn issuer(iss: &str, kid: &str) -> Result<(String, String), String> {
-    use p256::ecdsa::signature::Signer as _;
-    let sk = p256::ecdsa::SigningKey::random(&mut OsRng);
-    let pt = sk.verifying_key().to_encoded_point(false);
-    let (Some(x), Some(y)) = (pt.x(), pt.y()) else {
-        return Err("generated P-256 key has no affine coordinates".into());
-    };
-    let jwk = serde_json::json!({
-        "kty": "EC", "crv": "P-256", "x": b64::encode(x), "y": b64::encode(y),
-        "kid": kid, "alg": "ES256", "use": "sig",
-    });
+    let sk = SigningKey::generate(KeyKind::P256).map_err(text)?;
+    let mut jwk: serde_json::Value =
+        serde_json::from_str(&sk.public_jwk().map_err(text)?).map_err(|e| e.to_string())?;
+    if let Some(o) = jwk.as_object_mut() {
+        o.insert("kid".into(), kid.into());
+        o.insert("alg".into(), "ES256".into());
+        o.insert("use".into(), "sig".into());
+    }
     let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
     let now = now_secs()?;
     let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid});
@@ -250,21 +168,23 @@ pub fn issuer(iss: &str, kid: &str) -> Result<(String, String), String> {
         "iat": now,
         "exp": now + 3600,
     });
-    let input = format!(
-        "{}.{}",
-        b64::encode(header.to_string().as_bytes()),
-        b64::encode(claims.to_string().as_bytes())
-    );
-    let sig: p256::ecdsa::Signature = sk
-        .try_sign(input.as_bytes())
-        .map_err(|e| format!("ES256 signing failed: {e}"))?;
-    let sig = sig.to_bytes().to_vec();
+    let token = dpop_client::compact_jws(
+        header.to_string().as_bytes(),
+        claims.to_string().as_bytes(),
+        &sk,
+        dpop_client::Alg::ES256,
+    )
+    .map_err(text)?;
     let public = PublicJwk::from_json(jwk.to_string().as_bytes())
         .map_err(|e| format!("issuer JWK refused: {e:?}"))?;
+    let (input, sig) = token
+        .rsplit_once('.')
+        .ok_or_else(|| "issuer token is not a compact JWS".to_owned())?;
+    let sig = b64::decode(sig).ok_or_else(|| "issuer signature is not base64url".to_owned())?;
     if !public.verify(Alg::ES256, input.as_bytes(), &sig) {
         return Err("issuer token does not verify".into());
     }
-    Ok((jwks, format!("{input}.{}", b64::encode(&sig))))
+    Ok((jwks, token))
 }
 
 #[cfg(test)]

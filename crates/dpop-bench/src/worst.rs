@@ -17,6 +17,7 @@
 //! one class pads with 256-member objects for comparison.
 
 use crate::proofs::{now_secs, random_bytes, random_jti, ClientKey};
+use dpop_client::{KeyKind, SigningKey};
 use dpop_guard::authn::{decide_headers_cached, Decision};
 use dpop_guard::b64;
 use dpop_guard::config::Config;
@@ -434,23 +435,33 @@ pub struct Target {
     pub htu: String,
 }
 
-fn ed25519_public() -> [u8; 32] {
-    ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng)
-        .verifying_key()
-        .to_bytes()
+fn ed25519_public() -> Result<[u8; 32], String> {
+    // A real public key (a point of large order): only the signature is junk.
+    let key = SigningKey::generate(KeyKind::Ed25519).map_err(|e| e.0)?;
+    let Some(x) = key
+        .public_members()
+        .map_err(|e| e.0)?
+        .into_iter()
+        .find(|(n, _)| *n == "x")
+    else {
+        return Err("Ed25519 JWK without x".into());
+    };
+    b64::decode(&x.1)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| "Ed25519 x is not 32 bytes".into())
 }
 
-fn ed25519_jwk_json() -> String {
-    format!(
+fn ed25519_jwk_json() -> Result<String, String> {
+    Ok(format!(
         r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#,
-        b64::encode(&ed25519_public())
-    )
+        b64::encode(&ed25519_public()?)
+    ))
 }
 
 /// A well-formed Ed25519 signature that does not verify: R a canonical point of large order,
 /// s < 2^252 < ℓ. Every byte-level check passes, so verification runs to the last comparison.
 fn ed25519_junk_sig() -> Result<Vec<u8>, String> {
-    let mut sig = ed25519_public().to_vec();
+    let mut sig = ed25519_public()?.to_vec();
     let mut s = random_bytes(32)?;
     if let Some(top) = s.last_mut() {
         *top &= 0x0f;
@@ -460,16 +471,17 @@ fn ed25519_junk_sig() -> Result<Vec<u8>, String> {
 }
 
 fn p256_point() -> Result<([u8; 32], [u8; 32]), String> {
-    let sk = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-    let pt = sk.verifying_key().to_encoded_point(false);
-    let (Some(x), Some(y)) = (pt.x(), pt.y()) else {
-        return Err("generated P-256 key has no affine coordinates".into());
+    let key = SigningKey::generate(KeyKind::P256).map_err(|e| e.0)?;
+    let members = key.public_members().map_err(|e| e.0)?;
+    let coordinate = |name: &str| -> Result<[u8; 32], String> {
+        members
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| b64::decode(v))
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("P-256 JWK without a 32-byte {name}"))
     };
-    let mut xs = [0u8; 32];
-    let mut ys = [0u8; 32];
-    xs.copy_from_slice(x);
-    ys.copy_from_slice(y);
-    Ok((xs, ys))
+    Ok((coordinate("x")?, coordinate("y")?))
 }
 
 fn p256_jwk() -> Result<Value, String> {
@@ -588,7 +600,9 @@ impl Ctx {
             _ => nested_pad,
         };
         let jwks = if shape == Shape::Ed25519Twice {
-            (0..CYCLE / 2).map(|_| ed25519_jwk_json()).collect()
+            (0..CYCLE / 2)
+                .map(|_| ed25519_jwk_json())
+                .collect::<Result<_, _>>()?
         } else {
             Vec::new()
         };
@@ -660,7 +674,7 @@ fn keys_token(pad: &str) -> Result<String, String> {
 fn big_junk_header_proof(t: &Target, pad: &str) -> Result<String, String> {
     let header = format!(
         r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{},"pad":{pad}}}"#,
-        ed25519_jwk_json()
+        ed25519_jwk_json()?
     );
     Ok(compact(
         &header,
@@ -673,7 +687,7 @@ fn big_junk_header_proof(t: &Target, pad: &str) -> Result<String, String> {
 fn over_cap_proof(t: &Target, members: &str) -> Result<String, String> {
     let header = format!(
         r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{}{members}}}"#,
-        ed25519_jwk_json()
+        ed25519_jwk_json()?
     );
     Ok(compact(
         &header,
@@ -767,7 +781,7 @@ fn one(shape: Shape, ctx: &Ctx, t: &Target, i: usize) -> Result<Headers, String>
         Shape::Ed25519First => {
             let header = format!(
                 r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{}}}"#,
-                ed25519_jwk_json()
+                ed25519_jwk_json()?
             );
             dpop(compact(
                 &header,
@@ -798,7 +812,7 @@ fn one(shape: Shape, ctx: &Ctx, t: &Target, i: usize) -> Result<Headers, String>
             let mut h = Vec::new();
             let header = format!(
                 r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{}}}"#,
-                ed25519_jwk_json()
+                ed25519_jwk_json()?
             );
             let p = compact(&header, &small_claims(&t.htu)?, &ed25519_junk_sig()?);
             h.push(("DPoP".to_owned(), p.clone()));

@@ -41,7 +41,7 @@ fn now() -> Result<i64, CliError> {
 }
 
 fn keygen(a: KeygenArgs) -> Result<ExitCode, CliError> {
-    let kind = KeyKind::for_alg(a.alg, usize::from(a.bits));
+    let kind = KeyKind::for_alg(keys::client_alg(a.alg)?, usize::from(a.bits));
     let (json, public) = keys::generate(kind, a.alg, a.kid.as_deref())?;
     match &a.out {
         None => emit(&json)?,

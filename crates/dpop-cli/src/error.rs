@@ -31,3 +31,9 @@ macro_rules! bail {
         return Err($crate::error::CliError(format!($($arg)*)))
     };
 }
+
+impl From<dpop_client::ClientError> for CliError {
+    fn from(e: dpop_client::ClientError) -> Self {
+        CliError(e.0)
+    }
+}

@@ -7,11 +7,11 @@
 use crate::bail;
 use crate::error::CliError;
 use crate::json_out::OrderedObject;
+pub use dpop_client::KeyKind;
+use dpop_client::SigningKey;
 use dpop_guard::b64;
 use dpop_guard::jose::{Alg, JwkError, PublicJwk};
 use dpop_guard::json::{parse_object, Json, Object};
-use rand_core::{OsRng, RngCore};
-use sha2::{Digest, Sha256};
 use std::io::Read;
 
 /// Members only a private (or symmetric) JWK carries.
@@ -20,18 +20,10 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 /// Longest key input we read (a JWK of an 8192-bit RSA key is about 6 KiB).
 const MAX_INPUT_BYTES: u64 = 1 << 20;
 
-/// The private half of a key we can sign with.
-pub enum PrivateKey {
-    Ed25519(ed25519_dalek::SigningKey),
-    P256(p256::ecdsa::SigningKey),
-    P384(p384::ecdsa::SigningKey),
-    Rsa(Box<rsa::RsaPrivateKey>),
-}
-
 /// A loaded JWK: always a valid public key, plus the private key when the JWK had one.
 pub struct Key {
     pub public: PublicJwk,
-    pub private: Option<PrivateKey>,
+    pub private: Option<SigningKey>,
     /// The JWK's `alg` member, already checked against the key type.
     pub alg: Option<Alg>,
     pub kid: Option<String>,
@@ -164,103 +156,38 @@ fn member_bytes(what: &str, o: &Object, name: &str) -> Result<Vec<u8>, CliError>
     }
 }
 
-fn fixed<const N: usize>(what: &str, o: &Object, name: &str) -> Result<[u8; N], CliError> {
-    member_bytes(what, o, name)?
-        .try_into()
-        .map_err(|_| CliError(format!("{what}: member '{name}' must be {N} bytes")))
-}
-
-fn biguint(what: &str, o: &Object, name: &str) -> Result<rsa::BigUint, CliError> {
-    Ok(rsa::BigUint::from_bytes_be(&member_bytes(what, o, name)?))
-}
-
-fn private_key(what: &str, o: &Object, public: &PublicJwk) -> Result<PrivateKey, CliError> {
-    let mismatch = || {
-        CliError(format!(
-            "{what}: private key 'd' does not match the public members"
-        ))
-    };
-    match public {
-        PublicJwk::Ed25519 { x, .. } => {
-            let d = fixed::<32>(what, o, "d")?;
-            let sk = ed25519_dalek::SigningKey::from_bytes(&d);
-            if sk.verifying_key().as_bytes() != x {
-                return Err(mismatch());
-            }
-            Ok(PrivateKey::Ed25519(sk))
-        }
-        PublicJwk::P256 { x, y, .. } => {
-            let d = fixed::<32>(what, o, "d")?;
-            let sk = p256::ecdsa::SigningKey::from_slice(&d)
-                .map_err(|_| CliError(format!("{what}: 'd' is not a valid P-256 scalar")))?;
-            let expected =
-                p256::EncodedPoint::from_affine_coordinates(&(*x).into(), &(*y).into(), false);
-            if sk.verifying_key().to_encoded_point(false) != expected {
-                return Err(mismatch());
-            }
-            Ok(PrivateKey::P256(sk))
-        }
-        PublicJwk::P384 { x, y, .. } => {
-            let d = fixed::<48>(what, o, "d")?;
-            let sk = p384::ecdsa::SigningKey::from_slice(&d)
-                .map_err(|_| CliError(format!("{what}: 'd' is not a valid P-384 scalar")))?;
-            let expected =
-                p384::EncodedPoint::from_affine_coordinates(&(*x).into(), &(*y).into(), false);
-            if sk.verifying_key().to_encoded_point(false) != expected {
-                return Err(mismatch());
-            }
-            Ok(PrivateKey::P384(sk))
-        }
+/// The signing key of a private JWK whose public members are already validated as `public`.
+fn private_key(what: &str, o: &Object, public: &PublicJwk) -> Result<SigningKey, CliError> {
+    let d = member_bytes(what, o, "d")?;
+    let in_context = |e: dpop_client::ClientError| CliError(format!("{what}: {e}"));
+    let key = match public {
+        PublicJwk::Ed25519 { .. } => SigningKey::ed25519(&d).map_err(in_context)?,
+        PublicJwk::P256 { .. } => SigningKey::p256(&d).map_err(in_context)?,
+        PublicJwk::P384 { .. } => SigningKey::p384(&d).map_err(in_context)?,
         PublicJwk::Rsa { n, e, .. } => {
-            // n and e were validated by PublicJwk (size, odd e, 3 <= e < 2^32).
-            let n = rsa::BigUint::from_bytes_be(n);
-            let e = rsa::BigUint::from_bytes_be(e);
-            let d = biguint(what, o, "d")?;
-            let one = rsa::BigUint::from_bytes_be(&[1]);
-            if d <= one || d >= n {
-                bail!("{what}: RSA 'd' out of range");
-            }
-            let primes = match (o.contains("p"), o.contains("q")) {
-                (true, true) => {
-                    let p = biguint(what, o, "p")?;
-                    let q = biguint(what, o, "q")?;
-                    if p <= one || q <= one {
-                        bail!("{what}: RSA 'p'/'q' out of range");
-                    }
-                    vec![p, q]
-                }
-                // Primes are recovered from n, e, d (NIST SP 800-56B Appendix C.2).
-                (false, false) => Vec::new(),
-                _ => bail!("{what}: RSA 'p' and 'q' must come together"),
-            };
             if o.contains("oth") {
                 bail!("{what}: multi-prime RSA ('oth') is not supported");
             }
-            let key = rsa::RsaPrivateKey::from_components(n, e, d, primes)
-                .map_err(|err| CliError(format!("{what}: inconsistent RSA private key: {err}")))?;
-            Ok(PrivateKey::Rsa(Box::new(key)))
+            let primes = match (o.contains("p"), o.contains("q")) {
+                (true, true) => Some((member_bytes(what, o, "p")?, member_bytes(what, o, "q")?)),
+                (false, false) => None,
+                _ => bail!("{what}: RSA 'p' and 'q' must come together"),
+            };
+            let primes = primes.as_ref().map(|(p, q)| (p.as_slice(), q.as_slice()));
+            SigningKey::rsa(n, e, &d, primes).map_err(in_context)?
         }
+    };
+    // The client computes the public members from `d` itself: they must be the JWK's.
+    if key.public_jwk().map_err(in_context)? != public.thumbprint_input() {
+        bail!("{what}: private key 'd' does not match the public members");
     }
+    Ok(key)
 }
 
-/// Key types `keygen` makes.
-#[derive(Debug, Clone, Copy)]
-pub enum KeyKind {
-    Ed25519,
-    P256,
-    P384,
-    Rsa { bits: usize },
-}
-
-impl KeyKind {
-    pub fn for_alg(alg: Alg, rsa_bits: usize) -> KeyKind {
-        match alg {
-            Alg::EdDSA => KeyKind::Ed25519,
-            Alg::ES256 => KeyKind::P256,
-            Alg::ES384 => KeyKind::P384,
-            Alg::RS256 | Alg::PS256 => KeyKind::Rsa { bits: rsa_bits },
-        }
-    }
+/// The client library's name of `alg` (both follow the JOSE registry).
+pub fn client_alg(alg: Alg) -> Result<dpop_client::Alg, CliError> {
+    dpop_client::Alg::from_name(alg.name())
+        .ok_or_else(|| CliError(format!("alg {} cannot be signed here", alg.name())))
 }
 
 /// Generates a private key and returns it as a private JWK (one line of JSON).
@@ -269,53 +196,16 @@ pub fn generate(
     alg: Alg,
     kid: Option<&str>,
 ) -> Result<(String, PublicJwk), CliError> {
+    let key = SigningKey::generate(kind)?;
+    let public = key.public_members()?;
+    let private = key.private_members()?;
     let mut o = OrderedObject::new();
-    match kind {
-        KeyKind::Ed25519 => {
-            let sk = ed25519_dalek::SigningKey::generate(&mut OsRng);
-            o.set("kty", "OKP").set("crv", "Ed25519");
-            o.set("x", b64::encode(sk.verifying_key().as_bytes()));
-            o.set("d", b64::encode(&sk.to_bytes()));
-        }
-        KeyKind::P256 => {
-            let sk = p256::ecdsa::SigningKey::random(&mut OsRng);
-            let pt = sk.verifying_key().to_encoded_point(false);
-            let (Some(x), Some(y)) = (pt.x(), pt.y()) else {
-                bail!("generated P-256 key has no affine coordinates");
-            };
-            o.set("kty", "EC").set("crv", "P-256");
-            o.set("x", b64::encode(x)).set("y", b64::encode(y));
-            o.set("d", b64::encode(&sk.to_bytes()));
-        }
-        KeyKind::P384 => {
-            let sk = p384::ecdsa::SigningKey::random(&mut OsRng);
-            let pt = sk.verifying_key().to_encoded_point(false);
-            let (Some(x), Some(y)) = (pt.x(), pt.y()) else {
-                bail!("generated P-384 key has no affine coordinates");
-            };
-            o.set("kty", "EC").set("crv", "P-384");
-            o.set("x", b64::encode(x)).set("y", b64::encode(y));
-            o.set("d", b64::encode(&sk.to_bytes()));
-        }
-        KeyKind::Rsa { bits } => {
-            use rsa::traits::{PrivateKeyParts, PublicKeyParts};
-            let key = rsa::RsaPrivateKey::new(&mut OsRng, bits)
-                .map_err(|e| CliError(format!("RSA key generation failed: {e}")))?;
-            let (Some(dp), Some(dq), Some(qi), [p, q]) =
-                (key.dp(), key.dq(), key.crt_coefficient(), key.primes())
-            else {
-                bail!("generated RSA key lacks CRT values");
-            };
-            let uint = |v: &rsa::BigUint| b64::encode(&v.to_bytes_be());
-            o.set("kty", "RSA");
-            o.set("n", uint(key.n()))
-                .set("e", uint(key.e()))
-                .set("d", uint(key.d()));
-            o.set("p", uint(p)).set("q", uint(q));
-            o.set("dp", uint(dp))
-                .set("dq", uint(dq))
-                .set("qi", uint(&qi));
-        }
+    // `kty` first, as people write JWKs; then the other public members, then the private ones.
+    for (name, value) in public.iter().filter(|(n, _)| *n == "kty") {
+        o.set(name, value.as_str());
+    }
+    for (name, value) in public.iter().chain(&private).filter(|(n, _)| *n != "kty") {
+        o.set(name, value.as_str());
     }
     if let Some(kid) = kid {
         o.set("kid", kid);
@@ -389,45 +279,7 @@ impl Key {
         let Some(private) = &self.private else {
             bail!("--key holds a public key only; signing needs the private JWK (with 'd')");
         };
-        let sig = match (private, alg) {
-            (PrivateKey::Ed25519(sk), Alg::EdDSA) => {
-                use ed25519_dalek::Signer;
-                sk.sign(input).to_bytes().to_vec()
-            }
-            (PrivateKey::P256(sk), Alg::ES256) => {
-                use p256::ecdsa::signature::Signer;
-                let sig: p256::ecdsa::Signature = sk
-                    .try_sign(input)
-                    .map_err(|e| CliError(format!("ES256 signing failed: {e}")))?;
-                sig.to_bytes().to_vec()
-            }
-            (PrivateKey::P384(sk), Alg::ES384) => {
-                use p384::ecdsa::signature::Signer;
-                let sig: p384::ecdsa::Signature = sk
-                    .try_sign(input)
-                    .map_err(|e| CliError(format!("ES384 signing failed: {e}")))?;
-                sig.to_bytes().to_vec()
-            }
-            (PrivateKey::Rsa(key), Alg::RS256) => key
-                .sign_with_rng(
-                    &mut OsRng,
-                    rsa::Pkcs1v15Sign::new::<Sha256>(),
-                    &Sha256::digest(input),
-                )
-                .map_err(|e| CliError(format!("RS256 signing failed: {e}")))?,
-            (PrivateKey::Rsa(key), Alg::PS256) => key
-                .sign_with_rng(
-                    &mut OsRng,
-                    rsa::Pss::new_with_salt::<Sha256>(32),
-                    &Sha256::digest(input),
-                )
-                .map_err(|e| CliError(format!("PS256 signing failed: {e}")))?,
-            _ => bail!(
-                "alg {} does not fit a {} key",
-                alg.name(),
-                kty_name(&self.public)
-            ),
-        };
+        let sig = private.sign(client_alg(alg)?, input)?;
         if !self.public.verify(alg, input, &sig) {
             bail!("signature does not verify with the key's public members (inconsistent JWK?)");
         }
@@ -437,11 +289,9 @@ impl Key {
 
 /// `n` random bytes, base64url.
 pub fn random_b64(n: usize) -> Result<String, CliError> {
-    let mut buf = vec![0u8; n];
-    OsRng
-        .try_fill_bytes(&mut buf)
-        .map_err(|e| CliError(format!("no randomness from the OS: {e}")))?;
-    Ok(b64::encode(&buf))
+    dpop_client::random_bytes(n)
+        .map(|b| b64::encode(&b))
+        .map_err(|e| CliError(e.to_string()))
 }
 
 #[cfg(test)]

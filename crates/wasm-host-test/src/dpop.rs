@@ -5,10 +5,10 @@
 use crate::abi::Pairs;
 use crate::host::LocalResponse;
 use crate::vm::{Exchange, Outcome, Request, StartError, Trap, Vm, Wasm};
+use dpop_client::{Alg, SigningKey};
 use dpop_guard::authn::{decide_headers, Decision, JwtAuthnView};
 use dpop_guard::b64;
 use dpop_guard::config::{Config, ReplayConfig, VerifyMode};
-use ed25519_dalek::{Signer, SigningKey};
 use std::collections::HashSet;
 use std::fmt;
 
@@ -37,16 +37,11 @@ pub struct ProofClaims<'a> {
 impl Key {
     /// A deterministic key; different `n`, different key.
     pub fn new(n: u64) -> Key {
-        let mut seed = [0x5au8; 32];
-        seed[..8].copy_from_slice(&n.to_le_bytes());
-        Key(SigningKey::from_bytes(&seed))
+        Key(SigningKey::ed25519_from_seed(&n.to_le_bytes()))
     }
 
     pub fn jwk(&self) -> String {
-        format!(
-            r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#,
-            b64::encode(self.0.verifying_key().as_bytes())
-        )
+        self.0.public_jwk().unwrap_or_default()
     }
 
     /// RFC 7638 thumbprint, as the filter computes it.
@@ -58,36 +53,24 @@ impl Key {
 
     /// A compact JWS over any header and claims text.
     pub fn sign(&self, header: &str, claims: &str) -> String {
-        let input = format!(
-            "{}.{}",
-            b64::encode(header.as_bytes()),
-            b64::encode(claims.as_bytes())
-        );
-        let sig = self.0.sign(input.as_bytes());
-        format!("{input}.{}", b64::encode(&sig.to_bytes()))
+        dpop_client::compact_jws(header.as_bytes(), claims.as_bytes(), &self.0, Alg::EdDSA)
+            .unwrap_or_default()
     }
 
     pub fn proof_header(&self) -> String {
-        format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{}}}"#, self.jwk())
+        dpop_client::dpop_header(Alg::EdDSA, &self.0).unwrap_or_default()
     }
 
     pub fn proof(&self, c: &ProofClaims<'_>) -> String {
-        let q = |s: &str| serde_json::Value::from(s).to_string();
-        let mut claims = format!(
-            r#"{{"jti":{},"htm":{},"htu":{},"iat":{}"#,
-            q(c.jti),
-            q(c.htm),
-            q(c.htu),
-            c.iat
-        );
-        if let Some(t) = c.token {
-            claims.push_str(&format!(r#","ath":{}"#, q(&dpop_guard::proof::ath_for(t))));
-        }
-        if let Some(n) = c.nonce {
-            claims.push_str(&format!(r#","nonce":{}"#, q(n)));
-        }
-        claims.push('}');
-        self.sign(&self.proof_header(), &claims)
+        let claims = dpop_client::ProofClaims {
+            jti: c.jti.to_owned(),
+            htm: c.htm,
+            htu: c.htu,
+            iat: c.iat,
+            ath: c.token.map(dpop_client::ath),
+            nonce: c.nonce,
+        };
+        self.sign(&self.proof_header(), &claims.to_json())
     }
 }
 
