@@ -2,7 +2,7 @@
 
 use super::alg::Alg;
 use crate::b64;
-use crate::json::{Json, Object};
+use crate::json::Object;
 use jose_verify::ed25519::Ed25519VerifyingKey;
 use jose_verify::p256::P256VerifyingKey;
 use jose_verify::rsa::RsaVerifyingKey;
@@ -208,14 +208,6 @@ impl PublicJwk {
             }
             _ => false,
         }
-    }
-}
-
-/// Reads a JWK that must be an object member of a JOSE header.
-pub fn jwk_member(header: &Object) -> Option<Result<PublicJwk, JwkError>> {
-    match header.get("jwk")? {
-        Json::Object(o) => Some(PublicJwk::from_object(o)),
-        _ => Some(Err(JwkError::Invalid)),
     }
 }
 
