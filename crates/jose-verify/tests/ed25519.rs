@@ -15,6 +15,8 @@
 
 #[path = "support/ed25519.rs"]
 mod support;
+#[path = "support/wycheproof.rs"]
+mod wycheproof;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use jose_verify::ed25519::Ed25519VerifyingKey;
@@ -73,56 +75,29 @@ const WYCHEPROOF: &str = concat!(
 /// Every vector, on every path (fresh, prepared and hot key), with dalek's verdict alongside.
 #[test]
 fn wycheproof_ed25519() {
-    let text = std::fs::read_to_string(WYCHEPROOF).unwrap();
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    let (mut total, mut valid, mut invalid) = (0usize, 0usize, 0usize);
-    let mut failures = Vec::new();
-    for group in doc["testGroups"].as_array().unwrap() {
+    let group_key = |_: usize, group: &Value| {
         let pk = hex::decode(group["publicKey"]["pk"].as_str().unwrap()).unwrap();
-        let key: [u8; 32] = pk.try_into().unwrap();
-        for t in group["tests"].as_array().unwrap() {
-            total += 1;
-            let id = t["tcId"].as_u64().unwrap();
-            let msg = hex::decode(t["msg"].as_str().unwrap()).unwrap();
-            let sig = hex::decode(t["sig"].as_str().unwrap()).unwrap();
-            let want = match t["result"].as_str().unwrap() {
-                "valid" => {
-                    valid += 1;
-                    true
-                }
-                "invalid" => {
-                    invalid += 1;
-                    false
-                }
-                other => panic!("tc {id}: result {other} has no policy here"),
-            };
-            let (fresh, prepared) = match <[u8; 64]>::try_from(sig.as_slice()) {
-                Ok(sig) => {
-                    assert_eq!(dalek_verdict(&key, &msg, &sig), want, "dalek, tc {id}");
-                    our_verdicts(&key, &msg, &sig)
-                }
-                Err(_) => {
-                    let k = Ed25519VerifyingKey::from_bytes(&key).unwrap();
-                    (k.verify(&msg, &sig), k.verify(&msg, &sig))
-                }
-            };
-            if (fresh, prepared) != (want, want) {
-                failures.push(format!(
-                    "tc {id}: want {want}, got {fresh}/{prepared} ({})",
-                    t["comment"].as_str().unwrap_or("")
-                ));
+        Some(<[u8; 32]>::try_from(pk).unwrap())
+    };
+    wycheproof::run(
+        WYCHEPROOF,
+        group_key,
+        |key, case| match <[u8; 64]>::try_from(case.sig.as_slice()) {
+            Ok(sig) => {
+                let dalek = dalek_verdict(key, &case.msg, &sig);
+                assert_eq!(dalek, case.want, "dalek, tc {}", case.id);
+                let (fresh, prepared) = our_verdicts(key, &case.msg, &sig);
+                [fresh, prepared]
             }
-        }
-    }
-    println!("wycheproof ed25519: {total} vectors ({valid} valid, {invalid} invalid)");
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
+            Err(_) => {
+                let k = Ed25519VerifyingKey::from_bytes(key).unwrap();
+                [
+                    k.verify(&case.msg, &case.sig),
+                    k.verify(&case.msg, &case.sig),
+                ]
+            }
+        },
     );
-    assert_eq!(total, doc["numberOfTests"].as_u64().unwrap() as usize);
-    assert!(valid > 0 && invalid > 0);
 }
 
 // ---------------------------------------------------------------------------------------------

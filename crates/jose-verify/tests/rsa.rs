@@ -18,6 +18,9 @@ use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+#[path = "support/wycheproof.rs"]
+mod wycheproof;
+
 const WYCHEPROOF_DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../tests/vectors/wycheproof/"
@@ -37,23 +40,12 @@ enum Scheme {
     Pss32,
 }
 
-#[derive(Default, Debug)]
-struct Tally {
-    total: usize,
-    valid: usize,
-    invalid: usize,
-    acceptable: usize,
-    /// Vectors of groups whose key is outside the policy (refused, not run).
-    refused: usize,
-}
-
-fn run_wycheproof(file: &str, scheme: Scheme) -> Tally {
+/// Every vector of `file` through `RsaVerifyingKey` directly (the root's `tests/vectors.rs`
+/// runs the same files through the JWK layer). Groups whose key is outside the policy must be
+/// refused, and are counted as refused.
+fn run_wycheproof(file: &str, scheme: Scheme) -> wycheproof::Tally {
     let path = format!("{WYCHEPROOF_DIR}{file}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    let mut tally = Tally::default();
-    let mut failures = Vec::new();
-    for group in doc["testGroups"].as_array().unwrap() {
+    let group_key = |_: usize, group: &Value| {
         if scheme == Scheme::Pss32 {
             assert_eq!(group["sLen"], 32);
             assert_eq!(group["mgfSha"], "SHA-256");
@@ -65,7 +57,6 @@ fn run_wycheproof(file: &str, scheme: Scheme) -> Tally {
         let n = b64(jwk["n"].as_str().unwrap());
         let e = b64(jwk["e"].as_str().unwrap());
         let bits = group["keySize"].as_u64().unwrap() as usize;
-        let tests = group["tests"].as_array().unwrap();
         let e_value = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
         if e_value != u64::from(EXPONENT) || !(MIN_BITS..=MAX_BITS).contains(&bits) {
             // Out of policy (Wycheproof has e = 3 groups): refused, whatever the vectors say.
@@ -75,70 +66,21 @@ fn run_wycheproof(file: &str, scheme: Scheme) -> Tally {
             );
             println!(
                 "{file}: {bits}-bit key with e = {e_value} refused by policy ({} vectors not run)",
-                tests.len()
+                group["tests"].as_array().unwrap().len()
             );
-            tally.total += tests.len();
-            tally.refused += tests.len();
-            continue;
+            return None;
         }
         let key = RsaVerifyingKey::new(&n, &e).expect("Wycheproof key must be accepted");
         assert_eq!(key.bits(), bits);
-        for t in tests {
-            tally.total += 1;
-            let msg = hex::decode(t["msg"].as_str().unwrap()).unwrap();
-            let sig = hex::decode(t["sig"].as_str().unwrap()).unwrap();
-            let digest: [u8; 32] = Sha256::digest(&msg).into();
-            let got = match scheme {
-                Scheme::Pkcs1 => key.verify_pkcs1v15_sha256(&digest, &sig),
-                Scheme::Pss32 => key.verify_pss_sha256(&digest, &sig, 32),
-            };
-            let flags: Vec<&str> = t["flags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f.as_str().unwrap())
-                .collect();
-            let want = match t["result"].as_str().unwrap() {
-                "valid" => {
-                    tally.valid += 1;
-                    true
-                }
-                "invalid" => {
-                    tally.invalid += 1;
-                    false
-                }
-                "acceptable" => {
-                    tally.acceptable += 1;
-                    // Same policy as tests/vectors.rs at the root: MissingNull is rejected; any other
-                    // acceptable flag needs a decision first.
-                    assert_eq!(flags, ["MissingNull"], "{file} tc {}", t["tcId"]);
-                    false
-                }
-                other => panic!("unknown result {other}"),
-            };
-            if got != want {
-                failures.push(format!(
-                    "tc {} ({}; {flags:?}; {}): want {want}, got {got}",
-                    t["tcId"],
-                    t["result"],
-                    t["comment"].as_str().unwrap_or("")
-                ));
-            }
+        Some(key)
+    };
+    wycheproof::run(&path, group_key, |key, case| {
+        let digest: [u8; 32] = Sha256::digest(&case.msg).into();
+        match scheme {
+            Scheme::Pkcs1 => key.verify_pkcs1v15_sha256(&digest, &case.sig),
+            Scheme::Pss32 => key.verify_pss_sha256(&digest, &case.sig, 32),
         }
-    }
-    println!(
-        "{file}: {} vectors ({} valid, {} invalid, {} acceptable, {} of refused keys)",
-        tally.total, tally.valid, tally.invalid, tally.acceptable, tally.refused
-    );
-    assert!(
-        failures.is_empty(),
-        "{file}: {} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    assert_eq!(tally.total as u64, doc["numberOfTests"].as_u64().unwrap());
-    assert!(tally.valid > 0 && tally.invalid > 0);
-    tally
+    })
 }
 
 // The refused counts are the e = 3 groups (one vector each), the same groups as

@@ -19,13 +19,21 @@
 //!   than 8 of those;
 //! - R is compared projectively with the decoded R (no inversion); decoding R is the one
 //!   exponentiation per verification; R's small order is checked on its canonical y.
+//!
+//! This file holds the key, its table policy, point decoding and the verification equation;
+//! the comb tables and scalar recodings are in `scalar_mul`, the point formulas in `point`.
 
 mod field;
 mod point;
+mod scalar_mul;
 
 use curve25519_dalek::scalar::Scalar;
 use field::{Fe, BASE_X, BASE_Y, D};
-use point::{batch_to_niels, Ext, Niels, PNiels, Proj};
+use point::Ext;
+use scalar_mul::{minus_mul_wnaf, signed_digits, Comb};
+// The unit tests reach the recodings through `super::`.
+#[cfg(test)]
+use scalar_mul::wnaf;
 use sha2::{Digest, Sha512};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -63,164 +71,6 @@ fn reserve_hot_slot() -> bool {
             (n < HOT_KEYS).then_some(n + 1)
         })
         .is_ok()
-}
-
-/// wNAF window of the one-shot path (odd multiples 1·A … 15·A).
-const NAF_WINDOW: u32 = 5;
-
-/// Fixed-base comb: rows q = 0..G, row q holds j·2^(w·t·q)·P for j = 1 … 2^(w−1).
-/// [d]P for a scalar written as n = G·t signed digits of w bits is then t rounds of
-/// G table additions separated by w doublings (Horner over the teeth).
-struct Comb {
-    window: u32,
-    teeth: usize,
-    rows: usize,
-    /// rows × 2^(w−1) points, row-major.
-    points: Vec<Niels>,
-}
-
-impl Comb {
-    fn entries(window: u32) -> usize {
-        1 << (window - 1)
-    }
-
-    fn build(p: &Ext, window: u32, teeth: usize) -> Option<Comb> {
-        let digits = 256usize.div_ceil(window as usize);
-        if teeth == 0 || !digits.is_multiple_of(teeth) {
-            return None;
-        }
-        let rows = digits / teeth;
-        let per = Comb::entries(window);
-        let mut ext = Vec::with_capacity(rows * per);
-        let mut base = *p;
-        for _ in 0..rows {
-            let base_n = base.to_pniels();
-            let mut m = base;
-            ext.push(m);
-            for _ in 1..per {
-                m = m.add_pniels(&base_n).to_ext();
-                ext.push(m);
-            }
-            // m = 2^(w−1)·base; the next row's base is 2^(w·t)·base
-            let mut next = m.double();
-            for _ in 0..(window as usize * teeth - window as usize) {
-                next = next.to_proj().double();
-            }
-            base = next.to_ext();
-        }
-        Some(Comb {
-            window,
-            teeth,
-            rows,
-            points: batch_to_niels(&ext)?,
-        })
-    }
-
-    /// acc + [sign·d]P for the scalar with `digits` (signed, base 2^w, least significant
-    /// first; exactly rows·teeth of them).
-    fn add_multiple(&self, acc: Ext, digits: &[i16], negate: bool) -> Ext {
-        let per = Comb::entries(self.window);
-        let mut acc = acc;
-        for r in (0..self.teeth).rev() {
-            if r + 1 < self.teeth {
-                let mut d = acc.double();
-                for _ in 1..self.window {
-                    d = d.to_proj().double();
-                }
-                acc = d.to_ext();
-            }
-            for q in 0..self.rows {
-                let digit = digits.get(q * self.teeth + r).copied().unwrap_or(0);
-                if digit == 0 {
-                    continue;
-                }
-                let idx = q * per + (digit.unsigned_abs() as usize - 1);
-                let Some(n) = self.points.get(idx) else {
-                    continue;
-                };
-                acc = acc.add_niels(&n.negate_if((digit < 0) != negate)).to_ext();
-            }
-        }
-        acc
-    }
-}
-
-/// A scalar's little-endian bytes as four u64 words.
-fn le_words(bytes: &[u8; 32]) -> [u64; 4] {
-    let mut words = [0u64; 4];
-    for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(c);
-        *w = u64::from_le_bytes(a);
-    }
-    words
-}
-
-/// Signed base-2^w digits of a scalar < 2^253 (little-endian bytes), least significant
-/// first, each in [−2^(w−1), 2^(w−1)); ⌈256/w⌉ of them. w ≤ 8.
-pub(crate) fn signed_digits(bytes: &[u8; 32], window: u32) -> [i16; 64] {
-    let words = le_words(bytes);
-    let n = 256usize.div_ceil(window as usize);
-    let half = 1i16 << (window - 1);
-    let mask = (1u64 << window) - 1;
-    let mut out = [0i16; 64];
-    let mut carry = 0i16;
-    for (i, o) in out.iter_mut().enumerate().take(n) {
-        let start = i * window as usize;
-        let (w, s) = (start / 64, start % 64);
-        let lo = words.get(w).copied().unwrap_or(0) >> s;
-        let hi = if s == 0 {
-            0
-        } else {
-            words.get(w + 1).copied().unwrap_or(0) << (64 - s)
-        };
-        let d = ((lo | hi) & mask) as i16 + carry;
-        if d >= half {
-            *o = d - 2 * half;
-            carry = 1;
-        } else {
-            *o = d;
-            carry = 0;
-        }
-    }
-    out
-}
-
-/// Width-w non-adjacent form of a scalar < 2^253: 256 digits, zero or odd in
-/// (−2^(w−1), 2^(w−1)), least significant first.
-pub(crate) fn wnaf(bytes: &[u8; 32], window: u32) -> [i8; 256] {
-    let words = le_words(bytes);
-    let width = 1u64 << window;
-    let mask = width - 1;
-    let mut naf = [0i8; 256];
-    let mut pos = 0usize;
-    let mut carry = 0u64;
-    while pos < 256 {
-        let i = pos / 64;
-        let s = pos % 64;
-        let lo = words.get(i).copied().unwrap_or(0) >> s;
-        let hi = if s == 0 {
-            0
-        } else {
-            words.get(i + 1).copied().unwrap_or(0) << (64 - s)
-        };
-        let window_bits = carry + ((lo | hi) & mask);
-        if window_bits & 1 == 0 {
-            pos += 1;
-            continue;
-        }
-        if let Some(d) = naf.get_mut(pos) {
-            if window_bits < width / 2 {
-                carry = 0;
-                *d = window_bits as i8;
-            } else {
-                carry = 1;
-                *d = (window_bits as i64 - width as i64) as i8;
-            }
-        }
-        pos += window as usize;
-    }
-    naf
 }
 
 fn base_comb() -> Option<&'static Comb> {
@@ -465,44 +315,6 @@ impl Ed25519VerifyingKey {
         let r_prime = b_comb.add_multiple(minus_ka, &signed_digits(&s.to_bytes(), B_WINDOW), false);
         r_prime.equals_affine(&rx, &ry)
     }
-}
-
-/// −[k]A by width-5 wNAF double-and-add (the one-shot path).
-fn minus_mul_wnaf(a: &Ext, k: &[u8; 32]) -> Ext {
-    let a2 = a.double().to_ext().to_pniels();
-    let mut odd: [PNiels; 8] = [a.to_pniels(); 8];
-    let mut m = *a;
-    for o in odd.iter_mut().skip(1) {
-        m = m.add_pniels(&a2).to_ext();
-        *o = m.to_pniels();
-    }
-    let naf = wnaf(k, NAF_WINDOW);
-    let Some(top) = naf.iter().rposition(|d| *d != 0) else {
-        return Ext::IDENTITY;
-    };
-    let mut acc: Proj = Ext::IDENTITY.to_proj();
-    let mut last = Ext::IDENTITY;
-    for (i, &d) in naf.iter().enumerate().take(top + 1).rev() {
-        let c = acc.double();
-        let c = if d == 0 {
-            c
-        } else {
-            let e = c.to_ext();
-            let idx = (d.unsigned_abs() / 2) as usize;
-            match odd.get(idx) {
-                // subtracting: this computes −[k]A
-                Some(n) if d > 0 => e.sub_pniels(n),
-                Some(n) => e.add_pniels(n),
-                None => c,
-            }
-        };
-        if i == 0 {
-            last = c.to_ext();
-        } else {
-            acc = c.to_proj();
-        }
-    }
-    last
 }
 
 /// The building blocks, for the per-part timing of `crates/verify-bench` (feature `bench`,
