@@ -1,5 +1,6 @@
 //! A minimal keep-alive HTTP/1.1 client connection: write a pre-formatted request, read one
-//! response (status line, headers, Content-Length or chunked body).
+//! response (status line, headers, Content-Length or chunked body). [`Client`] is that or an
+//! HTTP/2 cleartext connection (src/h2c.rs) that takes the same request bytes.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -7,6 +8,37 @@ use std::time::Duration;
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The protocol of a load run's connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// HTTP/1.1 keep-alive.
+    H1,
+    /// HTTP/2 cleartext with prior knowledge, one request at a time per connection.
+    H2c,
+}
+
+/// One connection of either protocol; requests are given as HTTP/1.1 bytes.
+pub enum Client {
+    H1(Conn),
+    H2c(crate::h2c::Conn),
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr, timeout: Duration, proto: Proto) -> io::Result<Client> {
+        Ok(match proto {
+            Proto::H1 => Client::H1(Conn::connect(addr, timeout)?),
+            Proto::H2c => Client::H2c(crate::h2c::Conn::connect(addr, timeout)?),
+        })
+    }
+
+    pub fn round_trip(&mut self, request: &[u8]) -> io::Result<Response> {
+        match self {
+            Client::H1(c) => c.round_trip(request),
+            Client::H2c(c) => c.round_trip(request),
+        }
+    }
+}
 
 pub struct Conn {
     stream: TcpStream,

@@ -1,8 +1,10 @@
-//! The closed-loop load run: N threads, one keep-alive connection each, a warm-up, then a
-//! measured window during which the target process's CPU time is sampled from /proc.
+//! The closed-loop load run: N threads, one keep-alive connection each (HTTP/1.1 or h2c), a
+//! warm-up, then a measured window during which the target process's CPU time is sampled from
+//! /proc.
 
-use crate::http::Conn;
+use crate::http::{Client, Proto};
 use crate::sys;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -17,12 +19,22 @@ pub enum Requests {
     /// The entries in turn, again and again (requests the filter refuses before the replay
     /// store, so they may repeat).
     Cycle(Vec<Vec<u8>>),
+    /// Request number n (counted over all connections) written by the function, without end.
+    Gen(Box<Generator>),
 }
 
+/// Writes request number n into the buffer (cleared before the call).
+pub type Generator = dyn Fn(usize, &mut Vec<u8>) + Send + Sync;
+
 impl Requests {
-    fn get(&self, next: &AtomicUsize) -> Option<&[u8]> {
+    fn get<'a>(&'a self, next: &AtomicUsize, buf: &'a mut Vec<u8>) -> Option<&'a [u8]> {
         match self {
             Requests::Same(r) => Some(r),
+            Requests::Gen(f) => {
+                buf.clear();
+                f(next.fetch_add(1, Ordering::Relaxed), buf);
+                Some(buf.as_slice())
+            }
             Requests::Pool(p) => p
                 .get(next.fetch_add(1, Ordering::Relaxed))
                 .map(Vec::as_slice),
@@ -35,6 +47,7 @@ impl Requests {
 
 pub struct Plan {
     pub addr: SocketAddr,
+    pub proto: Proto,
     pub concurrency: usize,
     pub warmup: Duration,
     pub duration: Duration,
@@ -48,11 +61,13 @@ pub struct Plan {
     pub prefix: Vec<u8>,
 }
 
-/// The expected answer: a status, and text the body must contain (a refusal's `detail`).
+/// The expected answer: a status, and text the body must contain (a refusal's `detail`); or
+/// the `also` status (any body).
 #[derive(Clone, Debug)]
 pub struct Expect {
     pub status: u16,
     pub body_contains: Option<Vec<u8>>,
+    pub also: Option<u16>,
 }
 
 impl Expect {
@@ -60,14 +75,16 @@ impl Expect {
         Expect {
             status: 200,
             body_contains: None,
+            also: None,
         }
     }
 
     pub fn matches(&self, resp: &crate::http::Response) -> bool {
-        resp.status == self.status
+        let first = resp.status == self.status
             && self.body_contains.as_deref().is_none_or(|needle| {
                 needle.is_empty() || resp.body.windows(needle.len()).any(|w| w == needle)
-            })
+            });
+        first || self.also == Some(resp.status)
     }
 }
 
@@ -81,12 +98,13 @@ pub enum Watch {
 }
 
 /// One finished request: when it ended (ns since the run started), how long it took, whether
-/// it got the expected answer (a transport error never does).
+/// it got the expected answer (a transport error never does), its status (0: none).
 #[derive(Clone, Copy)]
 struct Sample {
     end_ns: u64,
     latency_ns: u64,
     ok: bool,
+    status: u16,
 }
 
 #[derive(Default)]
@@ -110,6 +128,8 @@ pub struct Outcome {
     pub first_error: Option<String>,
     /// CPU seconds counted by each of `Plan::watch` during the window.
     pub cpu_secs: Vec<f64>,
+    /// Responses per status inside the window (0: transport errors).
+    pub statuses: BTreeMap<u16, u64>,
 }
 
 fn elapsed_ns(start: Instant, t: Instant) -> u64 {
@@ -128,16 +148,17 @@ fn worker(
         samples: Vec::with_capacity(1 << 16),
         first_error: None,
     };
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<Client> = None;
     let mut buf: Vec<u8> = Vec::new();
+    let mut generated: Vec<u8> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let Some(req) = requests.get(next) else {
+        let Some(req) = requests.get(next, &mut generated) else {
             let _ = exhausted.send(Instant::now());
             break;
         };
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match Conn::connect(plan.addr, plan.timeout) {
+            None => match Client::connect(plan.addr, plan.timeout, plan.proto) {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     let now = Instant::now();
@@ -145,6 +166,7 @@ fn worker(
                         end_ns: elapsed_ns(start, now),
                         latency_ns: 0,
                         ok: false,
+                        status: 0,
                     });
                     out.first_error
                         .get_or_insert_with(|| format!("connect {}: {e}", plan.addr));
@@ -181,6 +203,7 @@ fn worker(
                     end_ns,
                     latency_ns,
                     ok,
+                    status: resp.status,
                 });
                 if resp.close {
                     conn = None;
@@ -191,6 +214,7 @@ fn worker(
                     end_ns,
                     latency_ns,
                     ok: false,
+                    status: 0,
                 });
                 out.first_error.get_or_insert_with(|| format!("I/O: {e}"));
                 conn = None;
@@ -252,6 +276,7 @@ pub fn run(plan: &Plan, requests: &Requests) -> Result<Outcome, String> {
     let mut latencies_ns = Vec::new();
     let (mut window_errors, mut total_errors, mut total_requests) = (0u64, 0u64, 0u64);
     let mut first_error = None;
+    let mut statuses = BTreeMap::new();
     for o in outs {
         if first_error.is_none() {
             first_error = o.first_error;
@@ -267,6 +292,7 @@ pub fn run(plan: &Plan, requests: &Requests) -> Result<Outcome, String> {
             }
             if in_window {
                 latencies_ns.push(smp.latency_ns);
+                *statuses.entry(smp.status).or_insert(0) += 1;
             }
         }
     }
@@ -281,6 +307,7 @@ pub fn run(plan: &Plan, requests: &Requests) -> Result<Outcome, String> {
         total_requests,
         first_error,
         cpu_secs,
+        statuses,
     })
 }
 

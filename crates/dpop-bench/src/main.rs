@@ -16,10 +16,16 @@
 //! class natively through the filter's pure pipeline (no Envoy).
 //!
 //! `dpop-bench issuer` prints an ES256 JWKS and a one-hour token signed by it (jwt_authn).
+//!
+//! `dpop-bench replay` loads a running dpop-replay service instead of Envoy (src/replay.rs):
+//! `POST /v1/replay` checks with keys unique to the run, HTTP/1.1 or h2c (src/h2c.rs).
 
+mod h2c;
+mod hpack;
 mod http;
 mod load;
 mod proofs;
+mod replay;
 mod sys;
 mod worst;
 
@@ -51,6 +57,9 @@ enum Command {
     /// Time worst-case classes natively (the filter's pure pipeline, no Envoy); one JSON line
     /// per class on stdout.
     WorstNative(NativeArgs),
+    /// Closed-loop load on a running dpop-replay service (loopback only): checks/s, answers,
+    /// latency percentiles.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(clap::Args)]
@@ -193,6 +202,7 @@ fn run(a: RunArgs) -> Result<bool, String> {
             expect = load::Expect {
                 status: class.expect.status(),
                 body_contains: class.expect.body_contains().map(|s| s.as_bytes().to_vec()),
+                also: None,
             };
             let target = worst::Target { htu: htu.clone() };
             // Valid proofs: one per request (+1 for the preflight); refused ones: a cycle.
@@ -243,6 +253,7 @@ fn run(a: RunArgs) -> Result<bool, String> {
             None => return Err("empty request pool".into()),
         },
         load::Requests::Same(r) => (r.clone(), load::Requests::Same(r)),
+        load::Requests::Gen(_) => return Err("generated requests are for `replay`".into()),
     };
     let mut conn = http::Conn::connect(a.addr, timeout)
         .map_err(|e| format!("preflight: connect {}: {e}", a.addr))?;
@@ -274,6 +285,7 @@ fn run(a: RunArgs) -> Result<bool, String> {
     watch.extend(a.watch_cpu.map(load::Watch::Cpu));
     let plan = load::Plan {
         addr: a.addr,
+        proto: http::Proto::H1,
         concurrency: a.concurrency,
         warmup: secs("warmup", a.warmup)?,
         duration: secs("duration", a.duration)?,
@@ -284,7 +296,7 @@ fn run(a: RunArgs) -> Result<bool, String> {
     };
     let pool_size = match &requests {
         load::Requests::Pool(p) | load::Requests::Cycle(p) => Some(p.len()),
-        load::Requests::Same(_) => None,
+        load::Requests::Same(_) | load::Requests::Gen(_) => None,
     };
     let o = load::run(&plan, &requests)?;
     let window = o.window.as_secs_f64();
@@ -421,6 +433,7 @@ fn main() -> ExitCode {
             true
         }),
         Command::WorstNative(a) => worst_native(a),
+        Command::Replay(a) => replay::run(a),
         Command::Issuer { iss, kid } => proofs::issuer(&iss, &kid).map(|(jwks, token)| {
             println!("{}", serde_json::json!({"jwks": jwks, "token": token}));
             true
