@@ -1,0 +1,1 @@
+"""The modules behind `make bench` (entry point and documentation: scripts/bench.py)."""

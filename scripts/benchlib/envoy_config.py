@@ -1,0 +1,115 @@
+"""Envoy configurations for the runs, generated from the shipped envoy/*.yaml: the gateway
+listener only, `direct_response: 200` instead of the demo upstream, free ports, the absolute
+wasm path, the plugin configuration sized for the run (replay capacity, proof_ttl)."""
+
+import copy
+import json
+import os
+
+import yaml
+
+from .settings import EXPECTED_RATE, MAX_PROOFS, ROOT, SECONDS, SIGNING_ALLOWANCE, WARMUP, WASM
+
+
+def walk(node):
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk(v)
+
+
+def load_yaml(name):
+    with open(os.path.join(ROOT, "envoy", name)) as f:
+        return yaml.safe_load(f)
+
+
+def gateway(yaml_name, admin_port, port):
+    """The shipped config reduced to the gateway listener answering direct_response 200."""
+    b = copy.deepcopy(load_yaml(yaml_name))
+    b["admin"]["address"]["socket_address"]["port_value"] = admin_port
+    sr = b["static_resources"]
+    listeners = [l for l in sr["listeners"] if l["name"] == "dpop_gateway"]
+    assert len(listeners) == 1, f"{yaml_name}: no dpop_gateway listener"
+    sr["listeners"] = listeners
+    listeners[0]["address"]["socket_address"]["port_value"] = port
+    sr["clusters"] = [c for c in sr.get("clusters", []) if c["name"] != "demo_upstream"]
+    if not sr["clusters"]:
+        del sr["clusters"]
+    hcm = [n for n in walk(listeners[0]) if n.get("name") == "envoy.filters.network.http_connection_manager"]
+    assert len(hcm) == 1
+    hcm = hcm[0]["typed_config"]
+    routes = [r for vh in hcm["route_config"]["virtual_hosts"] for r in vh["routes"]]
+    for r in routes:
+        r.pop("route", None)
+        r["direct_response"] = {"status": 200}
+    return b, hcm
+
+
+def wasm_filter(hcm):
+    fs = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm"]
+    assert len(fs) == 1, "expected one wasm filter"
+    return fs[0]
+
+
+def router_only(hcm):
+    hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.router"]
+    assert len(hcm["http_filters"]) == 1
+
+
+def merge(base, over):
+    """Deep merge of plugin configuration overrides (objects merge, anything else replaces)."""
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def filter_config(hcm, pool, overrides=None, seconds=None):
+    """Absolute wasm path; the shipped plugin config (plus a worst-case class's overrides) with
+    room for every proof of the run."""
+    seconds = SECONDS if seconds is None else seconds
+    f = wasm_filter(hcm)
+    cfg = f["typed_config"]["config"]
+    cfg["vm_config"]["code"]["local"]["filename"] = WASM
+    pc = merge(json.loads(cfg["configuration"]["value"]), overrides or {})
+    if pc.get("replay", {}).get("store", "local") == "local":
+        # A bucket of the local store holds 16 entries and a full one refuses: keep the
+        # table 4x larger than the pool so the random spread never fills a bucket.
+        pc.setdefault("replay", {})["capacity"] = min(10_000_000, max(100_000, 4 * (pool + 1000)))
+    # Proofs are signed before the run with iat = their signing time: the first ones are as old
+    # as the signing took when the run starts. Signing an RS256 pool takes a minute on an idle
+    # machine and more than two on a busy one (the shipped 120 s then refused the preflight),
+    # so proof_ttl covers SIGNING_ALLOWANCE + the run. The check's cost does not depend on it.
+    need = int(WARMUP + seconds) + SIGNING_ALLOWANCE
+    if need > int(pc.get("proof_ttl", 120)):
+        pc["proof_ttl"] = -(-need // 60) * 60
+    cfg["configuration"]["value"] = json.dumps(pc)
+    return pc
+
+
+def jwt_authn_filter(jwks):
+    return {
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {
+                "bench": {
+                    "issuer": "https://issuer.bench.local",
+                    "local_jwks": {"inline_string": jwks},
+                    "forward": True,
+                    # default token location: Authorization: Bearer <token>; no jwt_cache_config
+                    # (Envoy's default: every request's signature is verified)
+                }
+            },
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}],
+        },
+    }
+
+
+def pool_size(alg):
+    return int(min(MAX_PROOFS, EXPECTED_RATE[alg] * (WARMUP + SECONDS)))

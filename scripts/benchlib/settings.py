@@ -1,0 +1,81 @@
+"""Paths, environment knobs (scripts/bench.py lists them), scenario tables and small helpers
+shared by every module of the benchmark."""
+
+import fnmatch
+import os
+import shutil
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+OUT = os.path.join(ROOT, "target", "bench")
+ENVOY = os.path.abspath(os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy"))
+WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "dpop_guard.wasm")
+REPLAY = os.path.join(ROOT, "target", "release", "dpop-replay")
+CLIENT = os.path.join(ROOT, "target", "release", "dpop-bench")
+BENCHMARKS = os.path.join(ROOT, "BENCHMARKS.md")
+PIDFILE = os.path.join(OUT, "pids")
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+WARMUP = float(os.environ.get("BENCH_WARMUP", "1"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+KEYS = int(os.environ.get("BENCH_KEYS", "4"))
+MAX_PROOFS = int(os.environ.get("BENCH_MAX_PROOFS", "200000"))
+ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "3")))
+WORST_SECONDS = float(os.environ.get("BENCH_WORST_SECONDS", "3"))
+WORST_ROUNDS = ROUNDS if os.environ.get("BENCH_ROUNDS") else 1
+NATIVE_SECONDS = float(os.environ.get("BENCH_NATIVE_SECONDS", "1"))
+SIGNING_ALLOWANCE = 300  # seconds a proof pool may take to sign (see filter_config)
+ENVOY_CPU, CLIENT_CPU = 0, 1
+PATH = "/bench"
+
+# Upper estimates of what one pinned Envoy worker can verify per second; the proof pool is
+# rate x (warm-up + duration), capped by BENCH_MAX_PROOFS. A faster Envoy just ends the run
+# early (the measured window is then shorter, and reported).
+EXPECTED_RATE = {"EdDSA": 12000, "ES256": 8000, "RS256": 4000}
+
+PANIC_MARKERS = ("panicked at", "wasm trap", "Function: proxy_on", "failed: uncaught", "unreachable")
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+SECTION = "## Load benchmark (`make bench`)"
+WORST_BEGIN, WORST_END = "<!-- bench-worst:begin -->", "<!-- bench-worst:end -->"
+WORST_SECTION = "## Worst case per input class (`make bench`)"
+
+SCENARIOS = [
+    # id, label, kind, alg
+    ("plain", "1. plain Envoy (router → direct_response 200)", "plain", None),
+    ("jwt_authn", "2. Envoy jwt_authn, ES256 JWT (Bearer)", "jwt_authn", None),
+    ("eddsa", "3. dpop-guard, EdDSA proofs, local store", "filter", "EdDSA"),
+    ("es256", "4. dpop-guard, ES256 proofs, local store", "filter", "ES256"),
+    ("rs256", "5. dpop-guard, RS256 proofs, local store", "filter", "RS256"),
+    ("remote", "6. dpop-guard, EdDSA proofs, remote store (dpop-replay, memory)", "remote", "EdDSA"),
+]
+
+# Unloaded latency: one connection, one request at a time (same configs as above).
+UNLOADED = [
+    ("plain_c1", "plain Envoy, 1 connection", "plain", None),
+    ("eddsa_c1", "dpop-guard EdDSA (local store), 1 connection", "filter", "EdDSA"),
+]
+
+
+def selected(sid):
+    """BENCH_ONLY: ids or shell patterns; "worst" stands for every worst-case class."""
+    if not ONLY:
+        return True
+    return any(fnmatch.fnmatchcase(sid, pat) or (pat == "worst" and sid.startswith("worst_"))
+               for pat in ONLY)
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def ncpu():
+    return os.cpu_count() or 1
+
+
+PIN = shutil.which("taskset") is not None and ncpu() >= 2
+
+
+def pinned(cpu, cmd):
+    return (["taskset", "-c", str(cpu)] + cmd) if PIN else cmd
