@@ -2,6 +2,7 @@
 //! glue gathers the facts, then applies the decision (local reply, replay check, headers).
 
 use crate::config::{Config, RoutePolicy, VerifyMode};
+use crate::jose::Alg;
 use crate::nonce;
 use crate::proof::{verify_proof_cached, KeyCache, RequestFacts};
 use crate::reason::DenyReason;
@@ -39,6 +40,8 @@ pub enum Decision {
     /// Continue upstream, after the replay check when `replay_key` is set.
     Allow {
         jkt: Option<String>,
+        /// The verified proof's algorithm (with `jkt`).
+        alg: Option<Alg>,
         replay_key: Option<String>,
         /// Seconds the replay entry must live ([`Config::replay_ttl`]); 0 without a key.
         replay_ttl: i64,
@@ -80,19 +83,35 @@ pub fn decide(cfg: &Config, req: &Request<'_>) -> Decision {
 
 /// [`decide`] with the VM's cache of validated proof headers (made for this `cfg`).
 pub fn decide_cached(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> Decision {
-    match decide_inner(cfg, req, cache) {
+    check_cached(cfg, req, cache).decision
+}
+
+/// A decision and whether the route it was made for is in shadow mode (README "Shadow mode").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub decision: Decision,
+    pub shadow: bool,
+}
+
+fn check_cached(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> Checked {
+    let route = cfg.routes.lookup(req.path);
+    let decision = match decide_inner(cfg, req, route.policy, cache) {
         Ok(d) => d,
         Err(r) => Decision::Deny(r),
+    };
+    Checked {
+        decision,
+        shadow: route.shadow,
     }
 }
 
 fn decide_inner(
     cfg: &Config,
     req: &Request<'_>,
+    policy: RoutePolicy,
     cache: &mut KeyCache,
 ) -> Result<Decision, DenyReason> {
     use DenyReason as R;
-    let policy = cfg.route_policy(req.path);
     if policy == RoutePolicy::Off {
         return Ok(Decision::Pass);
     }
@@ -146,6 +165,7 @@ fn decide_inner(
             }
             _ => Ok(Decision::Allow {
                 jkt: None,
+                alg: None,
                 replay_key: None,
                 replay_ttl: 0,
             }),
@@ -195,6 +215,7 @@ fn decide_inner(
     };
     Ok(Decision::Allow {
         jkt: Some(verified.jkt),
+        alg: Some(verified.alg),
         replay_key,
         replay_ttl,
     })
@@ -232,8 +253,22 @@ pub fn decide_gathered(
     now: i64,
     cache: &mut KeyCache,
 ) -> Decision {
+    check_gathered(cfg, h, jwt_authn, now, cache).decision
+}
+
+/// [`decide_gathered`] with the route's shadow mode: what the glue calls.
+pub fn check_gathered(
+    cfg: &Config,
+    h: &crate::headers::RequestHeaders<'_>,
+    jwt_authn: Option<&JwtAuthnView>,
+    now: i64,
+    cache: &mut KeyCache,
+) -> Checked {
     if !cfg.enabled {
-        return Decision::Pass;
+        return Checked {
+            decision: Decision::Pass,
+            shadow: false,
+        };
     }
     let uri = target_uri(
         cfg,
@@ -252,5 +287,5 @@ pub fn decide_gathered(
         jwt_authn,
         now,
     };
-    decide_cached(cfg, &req, cache)
+    check_cached(cfg, &req, cache)
 }

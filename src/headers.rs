@@ -76,6 +76,8 @@ pub struct RequestHeaders<'a> {
     /// Names of client-sent headers that spell `forward_jkt_header` (any case, `_` for `-`):
     /// the glue removes each before anything else.
     pub forged_jkt: Vec<&'a str>,
+    /// A `content-type` starts with `application/grpc`: a refusal is a gRPC status.
+    pub grpc: bool,
 }
 
 /// Does `name` spell `wanted` (ASCII case-insensitive, `_` and `-` the same)? WSGI, CGI and
@@ -131,6 +133,11 @@ pub fn gather<'a>(pairs: &[(&'a [u8], &'a [u8])], forward_jkt_header: &str) -> R
             h.dpop.push(value);
         } else if is("authorization") {
             h.authorization.push(value);
+        } else if is("content-type") {
+            let prefix = b"application/grpc";
+            h.grpc |= value
+                .get(..prefix.len())
+                .is_some_and(|v| v.eq_ignore_ascii_case(prefix));
         } else if same_header_name(name, forward_jkt_header) {
             if let Some(n) = text(name) {
                 if !h.forged_jkt.contains(&n) {

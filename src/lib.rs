@@ -11,12 +11,14 @@ pub mod htu;
 pub mod jose;
 pub mod json;
 pub mod nonce;
+pub mod outcome;
 pub mod problem;
 pub mod proof;
 pub mod reason;
 pub mod replay;
 pub mod routes;
 pub mod token;
+pub mod upstream;
 
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod host;

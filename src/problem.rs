@@ -9,7 +9,15 @@ pub struct ProblemResponse {
     pub status: u32,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// For a gRPC request: the `grpc-status` (Envoy then answers trailers-only, HTTP 200, with
+    /// `body` as `grpc-message`).
+    pub grpc_status: Option<u32>,
 }
+
+/// gRPC UNAUTHENTICATED: every refusal of a credential or proof.
+pub const GRPC_UNAUTHENTICATED: u32 = 16;
+/// gRPC UNAVAILABLE: the 503 refusals (the check itself could not be made).
+pub const GRPC_UNAVAILABLE: u32 = 14;
 
 /// Context that goes into the body.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,6 +28,8 @@ pub struct ProblemContext<'a> {
     pub now: i64,
     /// A fresh nonce for `use-dpop-nonce` replies.
     pub nonce: Option<&'a str>,
+    /// The request is gRPC (`content-type: application/grpc*`).
+    pub grpc: bool,
 }
 
 fn json_str(s: &str) -> String {
@@ -57,10 +67,26 @@ pub fn build(cfg: &Config, reason: DenyReason, ctx: &ProblemContext<'_>) -> Prob
     if let Some(n) = ctx.nonce {
         headers.push(("dpop-nonce", n.to_owned()));
     }
+    if ctx.grpc {
+        // A gRPC client reads grpc-status and grpc-message, never a JSON body: the title is
+        // the message, and Envoy sets the gRPC content-type itself.
+        headers.retain(|(name, _)| *name != "content-type");
+        return ProblemResponse {
+            status,
+            headers,
+            body: problem.title().to_owned(),
+            grpc_status: Some(if status == 503 {
+                GRPC_UNAVAILABLE
+            } else {
+                GRPC_UNAUTHENTICATED
+            }),
+        };
+    }
     ProblemResponse {
         status,
         headers,
         body,
+        grpc_status: None,
     }
 }
 
@@ -104,8 +130,10 @@ mod tests {
             request_id: Some("r\"1"),
             now: 0,
             nonce: None,
+            grpc: false,
         };
         let r = build(&cfg, DenyReason::ProofReplayed, &ctx);
+        assert_eq!(r.grpc_status, None);
         assert_eq!(r.status, 401);
         let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(
@@ -132,5 +160,29 @@ mod tests {
         assert_eq!(www, "DPoP algs=\"EdDSA ES256 RS256\"");
         let r = build(&cfg, DenyReason::ReplayCheckFailed, &ctx);
         assert_eq!(r.status, 503);
+    }
+
+    #[test]
+    fn grpc_refusals_are_statuses_with_the_title() {
+        let cfg = Config::parse(b"").unwrap();
+        let ctx = ProblemContext {
+            instance: "/pkg.Svc/Call",
+            grpc: true,
+            ..ProblemContext::default()
+        };
+        let r = build(&cfg, DenyReason::ProofMissing, &ctx);
+        assert_eq!(r.grpc_status, Some(GRPC_UNAUTHENTICATED));
+        assert_eq!(r.body, DenyReason::ProofMissing.problem().title());
+        assert!(r.headers.iter().all(|(k, _)| *k != "content-type"));
+        assert!(r.headers.iter().any(|(k, _)| *k == "www-authenticate"));
+        for reason in DenyReason::ALL {
+            let r = build(&cfg, *reason, &ctx);
+            let want = if r.status == 503 {
+                GRPC_UNAVAILABLE
+            } else {
+                GRPC_UNAUTHENTICATED
+            };
+            assert_eq!(r.grpc_status, Some(want), "{reason:?}");
+        }
     }
 }

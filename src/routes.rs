@@ -21,6 +21,8 @@ pub enum RoutePolicy {
 pub struct RouteRule {
     pub prefix: String,
     pub policy: RoutePolicy,
+    /// Shadow mode for this rule; `None` takes the top-level `shadow`.
+    pub shadow: Option<bool>,
 }
 
 /// The rules, in order, and the policy for paths no rule matches.
@@ -28,14 +30,24 @@ pub struct RouteRule {
 pub struct Routes {
     pub rules: Vec<RouteRule>,
     pub default: RoutePolicy,
+    /// Top-level `shadow`: refusals are counted and published but not enforced.
+    pub shadow: bool,
+}
+
+/// What a request path gets: its policy, and whether a refusal is only shadowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteMatch {
+    pub policy: RoutePolicy,
+    pub shadow: bool,
 }
 
 impl Routes {
     /// The keys of one rule (README configuration table, `routes[].*`).
-    pub const RULE_KEYS: &'static [&'static str] = &["prefix", "policy"];
+    pub const RULE_KEYS: &'static [&'static str] = &["prefix", "policy", "shadow"];
 
-    /// Reads `routes` from the top-level section; `required` picks the default policy.
-    pub fn read(root: &Section<'_>, required: bool) -> Result<Routes, ConfigError> {
+    /// Reads `routes` from the top-level section; `required` picks the default policy and
+    /// `shadow` the default shadow mode.
+    pub fn read(root: &Section<'_>, required: bool, shadow: bool) -> Result<Routes, ConfigError> {
         let default = if required {
             RoutePolicy::Required
         } else {
@@ -46,6 +58,7 @@ impl Routes {
                 return Ok(Routes {
                     rules: Vec::new(),
                     default,
+                    shadow,
                 })
             }
             Some(Json::Array(items)) => items,
@@ -82,9 +95,18 @@ impl Routes {
                     ],
                 )?
                 .map_or_else(|| err(&r.key("policy"), "is required"), Ok)?;
-            rules.push(RouteRule { prefix, policy });
+            let rule_shadow = r.bool("shadow")?;
+            rules.push(RouteRule {
+                prefix,
+                policy,
+                shadow: rule_shadow,
+            });
         }
-        Ok(Routes { rules, default })
+        Ok(Routes {
+            rules,
+            default,
+            shadow,
+        })
     }
 
     /// The policy for a request path (`:path`, query allowed): the first rule whose prefix
@@ -92,25 +114,46 @@ impl Routes {
     /// would pick another policy, or the path cannot be normalized, the request gets
     /// `required`: the filter cannot know which of the two paths the upstream serves.
     pub fn policy(&self, path: &str) -> RoutePolicy {
-        let Some(plain) = crate::htu::route_path(path, false) else {
-            return RoutePolicy::Required;
+        self.lookup(path).policy
+    }
+
+    /// [`Routes::policy`] and the shadow mode of the rule that gave it. When the two readings
+    /// of an ambiguous path disagree, the request gets `required` under the top-level
+    /// `shadow`: no rule can claim it.
+    pub fn lookup(&self, path: &str) -> RouteMatch {
+        let ambiguous = RouteMatch {
+            policy: RoutePolicy::Required,
+            shadow: self.shadow,
         };
-        let policy = self.rule_policy(&plain);
+        let Some(plain) = crate::htu::route_path(path, false) else {
+            return ambiguous;
+        };
+        let found = self.rule_match(&plain);
         // Only a `%` or `\\` can decode to another `/`: without one, the second normalization
         // (an allocation per request) could only give the same path.
         if !path.contains(['%', '\\']) {
-            return policy;
+            return found;
         }
         match crate::htu::route_path(path, true) {
-            Some(decoded) if decoded == plain || self.rule_policy(&decoded) == policy => policy,
-            _ => RoutePolicy::Required,
+            Some(decoded) if decoded == plain || self.rule_match(&decoded) == found => found,
+            _ => ambiguous,
         }
     }
 
-    fn rule_policy(&self, normalized: &str) -> RoutePolicy {
-        self.rules
+    fn rule_match(&self, normalized: &str) -> RouteMatch {
+        match self
+            .rules
             .iter()
             .find(|r| normalized.starts_with(r.prefix.as_str()))
-            .map_or(self.default, |r| r.policy)
+        {
+            Some(r) => RouteMatch {
+                policy: r.policy,
+                shadow: r.shadow.unwrap_or(self.shadow),
+            },
+            None => RouteMatch {
+                policy: self.default,
+                shadow: self.shadow,
+            },
+        }
     }
 }

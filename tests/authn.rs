@@ -89,12 +89,14 @@ fn required_route_needs_a_proof() {
     match run(&c, "/api/x", &[&p], &[], None) {
         Decision::Allow {
             jkt,
+            alg,
             replay_key,
             replay_ttl,
         } => {
             // the entry outlives the proof's acceptance window: iat + proof_ttl - now + 1
             assert_eq!(replay_ttl, 121);
             assert_eq!(jkt.as_deref(), Some(k.jkt().as_str()));
+            assert_eq!(alg, Some(dpop_guard::jose::Alg::EdDSA));
             assert!(replay_key.unwrap().starts_with("dpop:jti:"));
         }
         d => panic!("{d:?}"),
@@ -175,6 +177,7 @@ fn optional_route() {
         run(&c, "/x", &[], &[], None),
         Decision::Allow {
             jkt: None,
+            alg: None,
             replay_key: None,
             replay_ttl: 0
         }
@@ -595,4 +598,39 @@ fn replay_entry_outlives_the_acceptance_window() {
         assert_eq!(denied(at(now)), R::ProofIatTooOld);
         assert_eq!(now, iat + proof_ttl + 1);
     }
+}
+
+#[test]
+fn shadow_mode_comes_from_the_rule_else_the_top_level() {
+    use dpop_guard::authn::check_gathered;
+    use dpop_guard::headers::gather;
+    use dpop_guard::proof::KeyCache;
+    let c = cfg(r#"{"required": true, "shadow": true, "routes": [
+        {"prefix": "/enforced/", "policy": "required", "shadow": false},
+        {"prefix": "/off", "policy": "off"}]}"#);
+    let check = |path: &str| {
+        let pairs: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"GET"),
+            (b":path", path.as_bytes()),
+            (b":authority", b"api.example"),
+            (b":scheme", b"https"),
+        ];
+        let h = gather(&pairs, "x-dpop-jkt");
+        check_gathered(&c, &h, None, NOW, &mut KeyCache::disabled())
+    };
+    let shadowed = check("/api");
+    assert!(shadowed.shadow);
+    assert_eq!(shadowed.decision, Decision::Deny(R::ProofMissing));
+    let enforced = check("/enforced/x");
+    assert!(!enforced.shadow);
+    assert_eq!(enforced.decision, Decision::Deny(R::ProofMissing));
+    // an ambiguous path (two readings, two policies) is required under the top-level shadow
+    let ambiguous = check("/enforced%2Fx");
+    assert!(ambiguous.shadow);
+    assert_eq!(check("/off/x").decision, Decision::Pass);
+    let disabled = cfg(r#"{"enabled": false, "shadow": true}"#);
+    let pairs: Vec<(&[u8], &[u8])> = vec![(b":path", b"/x")];
+    let h = gather(&pairs, "x-dpop-jkt");
+    let d = check_gathered(&disabled, &h, None, NOW, &mut KeyCache::disabled());
+    assert_eq!((d.decision, d.shadow), (Decision::Pass, false));
 }

@@ -19,6 +19,7 @@ pub use crate::nonce::NonceConfig;
 pub use crate::replay::{OnError, ReplayConfig};
 pub use crate::routes::{RoutePolicy, RouteRule, Routes};
 pub use crate::token::{AccessTokenConfig, VerifyMode};
+pub use crate::upstream::{AuthorizationHandOff, UpstreamConfig};
 pub use reader::ConfigError;
 
 /// The validated configuration, shared read-only by every HTTP context of a VM.
@@ -37,6 +38,7 @@ pub struct Config {
     pub access_token: AccessTokenConfig,
     pub replay: ReplayConfig,
     pub nonce: Option<NonceConfig>,
+    pub upstream: UpstreamConfig,
 }
 
 /// The top-level keys; sections list their own.
@@ -56,17 +58,20 @@ const TOP_KEYS: &[&str] = &[
     "access_token",
     "replay",
     "nonce",
+    "shadow",
+    "upstream",
 ];
 
 /// Every key the parser accepts, dotted (`routes[]` elements as `routes[].prefix`). The parser
 /// refuses anything else; the README test checks each one is documented.
 pub fn keys() -> Vec<String> {
     let mut out: Vec<String> = TOP_KEYS.iter().map(|k| (*k).to_owned()).collect();
-    let sections: [(&str, &[&str]); 4] = [
+    let sections: [(&str, &[&str]); 5] = [
         ("routes[]", Routes::RULE_KEYS),
         ("access_token", AccessTokenConfig::KEYS),
         ("replay", ReplayConfig::KEYS),
         ("nonce", NonceConfig::KEYS),
+        ("upstream", UpstreamConfig::KEYS),
     ];
     for (section, keys) in sections {
         out.extend(keys.iter().map(|k| format!("{section}.{k}")));
@@ -119,10 +124,11 @@ impl Config {
             trust_forwarded_proto: root.bool("trust_forwarded_proto")?.unwrap_or(false),
             problem_base_uri: read_problem_base_uri(root)?,
             forward_jkt_header: read_forward_jkt_header(root)?,
-            routes: Routes::read(root, required)?,
+            routes: Routes::read(root, required, root.bool("shadow")?.unwrap_or(false))?,
             access_token: AccessTokenConfig::read(&root.section_or_empty("access_token")?)?,
             replay: ReplayConfig::read(&root.section_or_empty("replay")?)?,
             nonce,
+            upstream: UpstreamConfig::read(&root.section_or_empty("upstream")?)?,
         })
     }
 
@@ -135,12 +141,19 @@ impl Config {
             } => format!("remote(cluster={cluster}, on_error={on_error:?})"),
             ReplayConfig::Off => "off".to_owned(),
         };
+        let shadow_rules = self
+            .routes
+            .rules
+            .iter()
+            .filter(|r| r.shadow == Some(true))
+            .count();
         format!(
-            "enabled={} required={} algorithms=\"{}\" access_token.verify={:?} replay={replay}",
+            "enabled={} required={} algorithms=\"{}\" access_token.verify={:?} replay={replay} shadow={} shadow_rules={shadow_rules}",
             self.enabled,
             self.required,
             self.proof.algorithms.names(),
-            self.access_token.verify
+            self.access_token.verify,
+            self.routes.shadow,
         )
     }
 

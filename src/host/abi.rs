@@ -65,6 +65,12 @@ extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_get_shared_data(
         key_data: *const u8,
         key_size: usize,
@@ -213,6 +219,16 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
     }
 }
 
+/// Sets a one-segment property. Envoy keeps it as filter state `wasm.<name>` (bytes) for the
+/// filters after this one and the access log. No NUL in `name`: Envoy takes the serialized
+/// path as the key, so a trailing separator would become part of it.
+pub fn set_property(name: &str, value: &[u8]) -> Result<(), Status> {
+    match unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) } {
+        OK => Ok(()),
+        s => Err(s),
+    }
+}
+
 /// Shared data: `Ok(None)` when the key does not exist, else (value, cas).
 pub fn shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, Status> {
     let (mut data, mut size, mut cas) = (null_mut(), 0usize, 0u32);
@@ -242,10 +258,13 @@ pub fn resume_request() -> Result<(), Status> {
     }
 }
 
+/// A local reply. With `grpc_status`, Envoy answers a gRPC request trailers-only (HTTP 200,
+/// that `grpc-status`, `body` as `grpc-message`).
 pub fn send_local_response(
     status: u32,
     headers: &[(&str, &str)],
     body: &[u8],
+    grpc_status: Option<u32>,
 ) -> Result<(), Status> {
     let pairs: Vec<(&[u8], &[u8])> = headers
         .iter()
@@ -262,7 +281,9 @@ pub fn send_local_response(
             body.len(),
             map.as_ptr(),
             map.len(),
-            -1,
+            grpc_status
+                .and_then(|g| i32::try_from(g).ok())
+                .unwrap_or(-1),
         )
     } {
         OK => Ok(()),

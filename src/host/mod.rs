@@ -3,10 +3,12 @@
 
 use crate::authn::{self, Decision, JwtAuthnView};
 use crate::config::{Config, ReplayConfig, VerifyMode};
+use crate::outcome::{self, Ending, Outcome, Plan, ProofKey};
 use crate::problem::{self, ProblemContext};
 use crate::proof::KeyCache;
 use crate::reason::DenyReason;
 use crate::replay::{self, LocalReplayStore, ReplayVerdict, SharedKv, StoreAnswer, StoreError};
+use crate::upstream::UpstreamEdits;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::cell::RefCell;
@@ -34,6 +36,8 @@ struct Metrics {
     replay_errors: u32,
     replay_local_full: u32,
     host_errors: u32,
+    shadow_denied: u32,
+    shadow_per_reason: Vec<u32>,
 }
 
 fn counter(name: &str) -> u32 {
@@ -57,12 +61,23 @@ impl Metrics {
             replay_errors: counter("dpop_guard.replay.errors"),
             replay_local_full: counter("dpop_guard.replay.local_full"),
             host_errors: counter("dpop_guard.host_errors"),
+            shadow_denied: counter("dpop_guard.shadow.denied"),
+            shadow_per_reason: DenyReason::ALL
+                .iter()
+                .map(|r| counter(&format!("dpop_guard.shadow.denied.{}", r.stat_name())))
+                .collect(),
         }
     }
 
-    fn denied(&self, reason: DenyReason) {
-        bump(self.denied);
-        bump(self.per_reason.get(reason.index()).copied().unwrap_or(0));
+    /// A refusal, enforced or (shadow mode) only counted.
+    fn refused(&self, reason: DenyReason, shadow: bool) {
+        let (total, per_reason) = if shadow {
+            (self.shadow_denied, &self.shadow_per_reason)
+        } else {
+            (self.denied, &self.per_reason)
+        };
+        bump(total);
+        bump(per_reason.get(reason.index()).copied().unwrap_or(0));
         match reason {
             DenyReason::ProofReplayed => bump(self.replay_detected),
             DenyReason::ReplayStoreFull => bump(self.replay_local_full),
@@ -168,11 +183,19 @@ impl RootContext for Root {
     }
 }
 
-/// What a local reply needs from the request, kept from the header read.
+/// What ending a request needs from its headers, kept from the header read (a remote replay
+/// check answers after they are gone).
+#[derive(Default)]
 struct ReplyContext {
     /// Request path without query (problem `instance`).
     instance: String,
     request_id: Option<String>,
+    /// A gRPC request: a refusal is a gRPC status.
+    grpc: bool,
+    /// The route is in shadow mode.
+    shadow: bool,
+    /// The upstream edits should the request be allowed.
+    allow_edits: UpstreamEdits,
 }
 
 /// Where a request is in the pipeline.
@@ -181,7 +204,7 @@ enum Stage {
     /// Waiting for the dpop-replay service; the callout is matched by its token.
     AwaitingReplay {
         token: u32,
-        jkt: Option<String>,
+        key: Option<ProofKey>,
         reply: ReplyContext,
     },
     Done,
@@ -193,9 +216,38 @@ struct Filter {
 }
 
 impl Filter {
-    fn deny(&mut self, reason: DenyReason, reply: &ReplyContext, now: i64) -> Action {
+    /// The one place a request ends: the pure plan ([`outcome::plan`]) becomes host actions.
+    fn finish(&mut self, ending: Ending, reply: &ReplyContext, now: i64) -> Action {
+        let plan = outcome::plan(ending, reply.shadow, reply.allow_edits.clone());
+        self.stage = Stage::Done;
+        if let Err(status) = publish(&plan) {
+            // Filters after this one (RBAC on the jkt, the access log) read this state: a
+            // request must not go on without it.
+            self.host_error("set_property", status);
+            return self.send_reply(DenyReason::HostCallFailed, reply, now);
+        }
+        match plan.outcome {
+            Outcome::Pass => Action::Continue,
+            Outcome::Deny => {
+                let reason = plan.reply.unwrap_or(DenyReason::HostCallFailed);
+                self.send_reply(reason, reply, now)
+            }
+            Outcome::ShadowDeny => {
+                if let Some(reason) = plan.reason {
+                    self.shared.metrics.refused(reason, true);
+                    log::debug!("dpop_guard: shadow mode: would deny {}", reason.stat_name());
+                }
+                Action::Continue
+            }
+            Outcome::Allow => self.allow(&plan, reply, now),
+        }
+    }
+
+    /// Counts the refusal and sends its local reply (problem+json, or a gRPC status).
+    fn send_reply(&mut self, reason: DenyReason, reply: &ReplyContext, now: i64) -> Action {
         let cfg = &self.shared.cfg;
-        self.shared.metrics.denied(reason);
+        self.shared.metrics.refused(reason, false);
+        self.stage = Stage::Done;
         let nonce = match (reason, &cfg.nonce) {
             (DenyReason::NonceMissing | DenyReason::NonceInvalid, Some(n)) => {
                 Some(crate::nonce::current(n, now))
@@ -207,6 +259,7 @@ impl Filter {
             request_id: reply.request_id.as_deref(),
             now,
             nonce: nonce.as_deref(),
+            grpc: reply.grpc,
         };
         let resp = problem::build(cfg, reason, &ctx);
         log::debug!(
@@ -216,27 +269,47 @@ impl Filter {
         );
         let headers: Vec<(&str, &str)> =
             resp.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        if let Err(status) = abi::send_local_response(resp.status, &headers, resp.body.as_bytes()) {
+        if let Err(status) = abi::send_local_response(
+            resp.status,
+            &headers,
+            resp.body.as_bytes(),
+            resp.grpc_status,
+        ) {
             // The request stays paused: Envoy times it out. Never let it through.
             self.host_error("send_local_response", status);
         }
-        self.stage = Stage::Done;
         Action::Pause
     }
 
-    /// Continue upstream with the thumbprint header set. If the host refuses the header, the
-    /// request is refused: the upstream must never see a request without the header we vouch
-    /// for (a token endpoint binds what it receives).
-    fn allow(&mut self, jkt: Option<&str>, reply: &ReplyContext) -> Action {
-        if let Some(jkt) = jkt {
-            let name = &self.shared.cfg.forward_jkt_header;
-            if let Err(status) = abi::replace_request_header(name, jkt) {
-                self.host_error("replace_header_map_value", status);
-                return self.deny(DenyReason::HostCallFailed, reply, now_secs());
-            }
+    /// Continue upstream with the thumbprint header set and the hand-off edits made. If the
+    /// host refuses any of them, the request is refused: the upstream must never see a request
+    /// without the header we vouch for (a token endpoint binds what it receives).
+    fn allow(&mut self, plan: &Plan, reply: &ReplyContext, now: i64) -> Action {
+        let name = &self.shared.cfg.forward_jkt_header;
+        let mut edits: Vec<(&str, Result<(), u32>)> = Vec::new();
+        if let Some(jkt) = &plan.jkt_header {
+            edits.push((
+                "replace_header_map_value",
+                abi::replace_request_header(name, jkt),
+            ));
+        }
+        if plan.edits.remove_dpop {
+            edits.push((
+                "remove_header_map_value",
+                abi::remove_request_header("dpop"),
+            ));
+        }
+        if let Some(value) = &plan.edits.authorization {
+            edits.push((
+                "replace_header_map_value",
+                abi::replace_request_header("authorization", value),
+            ));
+        }
+        if let Some((call, Err(status))) = edits.into_iter().find(|(_, r)| r.is_err()) {
+            self.host_error(call, status);
+            return self.send_reply(DenyReason::HostCallFailed, reply, now);
         }
         bump(self.shared.metrics.allowed);
-        self.stage = Stage::Done;
         Action::Continue
     }
 
@@ -274,14 +347,14 @@ impl Filter {
 
 impl Context for Filter {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, _: usize, _: usize) {
-        let Stage::AwaitingReplay { token, jkt, reply } =
+        let Stage::AwaitingReplay { token, key, reply } =
             std::mem::replace(&mut self.stage, Stage::Done)
         else {
             return;
         };
         if token != token_id {
             // not our callout: keep waiting
-            self.stage = Stage::AwaitingReplay { token, jkt, reply };
+            self.stage = Stage::AwaitingReplay { token, key, reply };
             return;
         }
         let status = abi::http_call_response_header(":status");
@@ -289,11 +362,11 @@ impl Context for Filter {
             self.host_error("get_header_map_value", *code);
         }
         let answer = replay::remote_answer(status.ok().flatten().as_deref());
-        if self.apply_replay(answer, jkt, &reply) == Action::Continue {
+        if self.apply_replay(answer, key, &reply) == Action::Continue {
             if let Err(code) = abi::resume_request() {
                 // The request would hang until Envoy's timeout: answer it now instead.
                 self.host_error("continue_stream", code);
-                self.deny(DenyReason::HostCallFailed, &reply, now_secs());
+                self.send_reply(DenyReason::HostCallFailed, &reply, now_secs());
             }
         }
     }
@@ -304,22 +377,23 @@ impl Filter {
     fn apply_replay(
         &mut self,
         answer: StoreAnswer,
-        jkt: Option<String>,
+        key: Option<ProofKey>,
         reply: &ReplyContext,
     ) -> Action {
         if answer == StoreAnswer::Unavailable {
             bump(self.shared.metrics.replay_errors);
         }
-        match replay::verdict(answer, self.shared.cfg.replay.on_error()) {
-            ReplayVerdict::Allow => self.allow(jkt.as_deref(), reply),
+        let ending = match replay::verdict(answer, self.shared.cfg.replay.on_error()) {
+            ReplayVerdict::Allow => Ending::Allow(key),
             ReplayVerdict::AllowUnchecked => {
                 log::warn!(
                     "dpop_guard: replay check unavailable; allowed by replay.on_error = allow"
                 );
-                self.allow(jkt.as_deref(), reply)
+                Ending::Allow(key)
             }
-            ReplayVerdict::Deny(reason) => self.deny(reason, reply, now_secs()),
-        }
+            ReplayVerdict::Deny(reason) => Ending::Deny { reason, key },
+        };
+        self.finish(ending, reply, now_secs())
     }
 }
 
@@ -356,17 +430,15 @@ impl Filter {
         let pairs = map.as_deref().ok().and_then(crate::headers::parse_map);
         let Some(pairs) = pairs else {
             self.host_error("get_header_map_pairs", map.err().unwrap_or(0));
-            let reply = ReplyContext {
-                instance: String::new(),
-                request_id: None,
-            };
-            return self.deny(DenyReason::HostCallFailed, &reply, now);
+            return self.send_reply(DenyReason::HostCallFailed, &ReplyContext::default(), now);
         };
         let h = crate::headers::gather(&pairs, &cfg.forward_jkt_header);
         probe.mark("get_headers");
-        let reply = ReplyContext {
+        let mut reply = ReplyContext {
             instance: authn::path_only(h.path).to_owned(),
             request_id: h.request_id.map(str::to_owned),
+            grpc: h.grpc,
+            ..ReplyContext::default()
         };
         // Never trust a client-sent thumbprint, in any spelling (`x_dpop_jkt` reaches WSGI
         // apps as `x-dpop-jkt`), whatever the route or mode. The removal hostcall is only made
@@ -374,19 +446,18 @@ impl Filter {
         for name in &h.forged_jkt {
             if let Err(status) = abi::remove_request_header(name) {
                 self.host_error("remove_header_map_value", status);
-                return self.deny(DenyReason::HostCallFailed, &reply, now);
+                return self.send_reply(DenyReason::HostCallFailed, &reply, now);
             }
         }
         if !cfg.enabled {
-            self.stage = Stage::Done;
-            return Action::Continue;
+            return self.finish(Ending::Pass, &reply, now);
         }
         let jwt_view = if cfg.access_token.verify == VerifyMode::JwtAuthn {
             match self.jwt_authn_view() {
                 Ok(v) => Some(v),
                 Err(status) => {
                     self.host_error("get_property", status);
-                    return self.deny(DenyReason::HostCallFailed, &reply, now);
+                    return self.send_reply(DenyReason::HostCallFailed, &reply, now);
                 }
             }
         } else {
@@ -395,30 +466,29 @@ impl Filter {
         probe.mark("facts");
         // A VM is single-threaded and nothing re-enters here, so the borrow always succeeds;
         // if it ever did not, deciding without the cache is still correct.
-        let decision = match shared.key_cache.try_borrow_mut() {
-            Ok(mut cache) => authn::decide_gathered(cfg, &h, jwt_view.as_ref(), now, &mut cache),
+        let checked = match shared.key_cache.try_borrow_mut() {
+            Ok(mut cache) => authn::check_gathered(cfg, &h, jwt_view.as_ref(), now, &mut cache),
             Err(_) => {
-                authn::decide_gathered(cfg, &h, jwt_view.as_ref(), now, &mut KeyCache::disabled())
+                authn::check_gathered(cfg, &h, jwt_view.as_ref(), now, &mut KeyCache::disabled())
             }
         };
         probe.mark("decide");
-        match decision {
-            Decision::Pass => {
-                self.stage = Stage::Done;
-                Action::Continue
-            }
-            Decision::Deny(reason) => self.deny(reason, &reply, now),
+        reply.shadow = checked.shadow;
+        match checked.decision {
+            Decision::Pass => self.finish(Ending::Pass, &reply, now),
+            Decision::Deny(reason) => self.finish(Ending::Deny { reason, key: None }, &reply, now),
             Decision::Allow {
                 jkt,
-                replay_key: None,
-                ..
-            } => self.allow(jkt.as_deref(), &reply),
-            Decision::Allow {
-                jkt,
-                replay_key: Some(key),
+                alg,
+                replay_key,
                 replay_ttl,
             } => {
-                let action = self.check_replay(jkt, &key, replay_ttl, reply, now);
+                let key = jkt.zip(alg).map(|(jkt, alg)| ProofKey { jkt, alg });
+                reply.allow_edits = outcome::allow_edits(cfg, key.is_some(), &h.authorization);
+                let action = match replay_key {
+                    None => self.finish(Ending::Allow(key), &reply, now),
+                    Some(replay_key) => self.check_replay(key, &replay_key, replay_ttl, reply, now),
+                };
                 probe.mark("replay+allow");
                 action
             }
@@ -431,7 +501,7 @@ impl Filter {
     /// request until [`Context::on_http_call_response`].
     fn check_replay(
         &mut self,
-        jkt: Option<String>,
+        proof_key: Option<ProofKey>,
         key: &str,
         ttl: i64,
         reply: ReplyContext,
@@ -475,7 +545,11 @@ impl Filter {
                     Duration::from_millis(u64::from(*timeout_ms)),
                 ) {
                     Ok(token) => {
-                        self.stage = Stage::AwaitingReplay { token, jkt, reply };
+                        self.stage = Stage::AwaitingReplay {
+                            token,
+                            key: proof_key,
+                            reply,
+                        };
                         return Action::Pause;
                     }
                     Err(e) => {
@@ -485,6 +559,14 @@ impl Filter {
                 }
             }
         };
-        self.apply_replay(answer, jkt, &reply)
+        self.apply_replay(answer, proof_key, &reply)
     }
+}
+
+/// Publishes the plan's filter state (`wasm.dpop_guard.*`).
+fn publish(plan: &Plan) -> Result<(), u32> {
+    for (name, value) in plan.state() {
+        abi::set_property(name, value.as_bytes())?;
+    }
+    Ok(())
 }
