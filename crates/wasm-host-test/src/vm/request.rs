@@ -54,6 +54,8 @@ pub struct Exchange {
     pub outcome: Outcome,
     /// Host calls the guest made during the callback.
     pub calls: Vec<CallRecord>,
+    /// Every `proxy_set_property` (path bytes, value) on the stream so far.
+    pub properties_set: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Exchange {
@@ -68,6 +70,15 @@ impl Exchange {
             Outcome::Upstream(h) => Some(h),
             _ => None,
         }
+    }
+    /// The last value the guest set for property `path` (one segment, as Envoy filter state
+    /// `wasm.<path>`).
+    pub fn property(&self, path: &str) -> Option<&[u8]> {
+        self.properties_set
+            .iter()
+            .rev()
+            .find(|(k, _)| k.as_slice() == path.as_bytes())
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -84,6 +95,14 @@ impl Vm {
         };
         self.host_mut().streams.insert(ctx, stream);
         ctx
+    }
+
+    fn properties_set(&self, ctx: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.host()
+            .streams
+            .get(&ctx)
+            .map(|s| s.properties_set.clone())
+            .unwrap_or_default()
     }
 
     fn outcome(&self, ctx: u32, action: Option<i64>) -> Outcome {
@@ -128,6 +147,7 @@ impl Vm {
             context_id: ctx,
             action,
             outcome: self.outcome(ctx, action),
+            properties_set: self.properties_set(ctx),
             calls: self
                 .host()
                 .calls
@@ -172,6 +192,7 @@ impl Vm {
             context_id: ctx,
             action: None,
             outcome: self.outcome(ctx, None),
+            properties_set: self.properties_set(ctx),
             calls: self
                 .host()
                 .calls

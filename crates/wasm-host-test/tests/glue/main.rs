@@ -9,6 +9,7 @@
 mod common;
 mod differential;
 mod faults;
+mod handoff;
 mod malformed;
 mod non_utf8;
 mod replay;
