@@ -138,12 +138,6 @@ impl Vm {
         self.instance.get_func(&self.store, name).is_some()
     }
 
-    pub fn create_root(&mut self) -> Result<(), Trap> {
-        let root = self.root;
-        self.call_in(root, "proxy_on_context_create", &[root as i32, 0])?;
-        Ok(())
-    }
-
     pub fn on_vm_start(&mut self) -> Result<bool, Trap> {
         let (root, size) = (self.root, self.host().vm_configuration.len());
         Ok(self.call_in(root, "proxy_on_vm_start", &[root as i32, size as i32])? != Some(0))

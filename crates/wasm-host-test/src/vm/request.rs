@@ -65,12 +65,6 @@ impl Exchange {
             _ => None,
         }
     }
-    pub fn upstream_headers(&self) -> Option<&Pairs> {
-        match &self.outcome {
-            Outcome::Upstream(h) => Some(h),
-            _ => None,
-        }
-    }
     /// The last value the guest set for property `path` (one segment, as Envoy filter state
     /// `wasm.<path>`).
     pub fn property(&self, path: &str) -> Option<&[u8]> {
