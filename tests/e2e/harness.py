@@ -380,3 +380,87 @@ def assert_problem(resp, slug, status=401, error=None, detail=None):
     if detail:
         assert body["detail"] == detail, body
     return body
+
+
+# ---- access log, admin and upstream echo helpers (filter state, shadow mode, hand-off) ----
+
+def admin_post(envoy, path):
+    c = http.client.HTTPConnection("127.0.0.1", envoy.admin_port, timeout=5)
+    c.request("POST", path)
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    assert r.status == 200, (path, r.status, body)
+    return body
+
+
+def access_log(envoy, count=1, path=None, timeout=5):
+    """The JSON lines of the shipped stdout access log (they carry `dpop_outcome`), in order,
+    from the Envoy log so far — only those for `path` when given; waits until there are at least
+    `count` (a line is written when the stream ends, which can be just after the client has its
+    answer). Envoy buffers access logs (flushed every 10 s by default); POST /reopen_logs
+    flushes them."""
+    deadline = time.time() + timeout
+    while True:
+        admin_post(envoy, "/reopen_logs")
+        lines = []
+        for line in envoy.log().splitlines():
+            if line.startswith("{") and '"dpop_outcome"' in line:
+                entry = json.loads(line)
+                if path is None or entry.get("path") == path:
+                    lines.append(entry)
+        if len(lines) >= count or time.time() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def all_stats(envoy, contains):
+    """Every counter/gauge whose full Envoy name contains `contains` (names unchanged)."""
+    c = http.client.HTTPConnection("127.0.0.1", envoy.admin_port, timeout=5)
+    c.request("GET", "/stats?filter=" + contains)
+    text = c.getresponse().read().decode()
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.rpartition(":")
+        if sep and v.strip().isdigit():
+            out[k.strip()] = int(v.strip())
+    return out
+
+
+# The demo upstream answering with every request header it received, in order, as
+# {"method", "path", "headers": [[name, value], ...]} (repeated headers stay separate).
+ECHO_ALL_HEADERS_LUA = r"""
+local function q(s)
+  return '"' .. string.gsub(s, '[%c"\\]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end) .. '"'
+end
+function envoy_on_request(h)
+  local hdrs = h:headers()
+  local out = {}
+  for k, v in pairs(hdrs) do
+    out[#out + 1] = "[" .. q(k) .. "," .. q(v) .. "]"
+  end
+  local body = '{"method":' .. q(hdrs:get(":method") or "") .. ',"path":' .. q(hdrs:get(":path") or "") ..
+    ',"headers":[' .. table.concat(out, ",") .. ']}\n'
+  h:respond({[":status"] = "200", ["content-type"] = "application/json"}, body)
+end
+"""
+
+
+def echo_all_headers(bootstrap, _envoy=None):
+    """Patch: the demo upstream's Lua echo returns every header (see ECHO_ALL_HEADERS_LUA)."""
+    n = 0
+    for node in walk(bootstrap):
+        if node.get("name") == "envoy.filters.http.lua":
+            node["typed_config"]["default_source_code"] = {"inline_string": ECHO_ALL_HEADERS_LUA}
+            n += 1
+    assert n == 1, "expected one Lua echo upstream"
+
+
+def echoed_headers(resp):
+    """{lower-case name: [values]} from an ECHO_ALL_HEADERS_LUA answer."""
+    out = {}
+    for k, v in resp.json()["headers"]:
+        out.setdefault(k.lower(), []).append(v)
+    return out
