@@ -13,6 +13,8 @@ use dpop_guard::proof::ath_for;
 use dpop_guard::{verify_proof, DenyReason, ProofPolicy, RequestFacts};
 use serde_json::Value;
 
+#[path = "common/reference_host.rs"]
+mod reference_host;
 #[path = "../crates/jose-verify/tests/support/wycheproof.rs"]
 mod wycheproof;
 
@@ -407,6 +409,32 @@ fn wycheproof_ecdsa_p256_sha256_p1363() {
     run_wycheproof("ecdsa_secp256r1_sha256_p1363_test.json", Alg::ES256);
 }
 
+/// The host path (README "Security notes"): the same files with a host verifier registered
+/// as the glue registers Envoy's `verify_signature` — here the reference crates, computing what
+/// BoringSSL computes. Same verdicts, and the host was really asked.
+fn run_wycheproof_on_host_path(file: &str, alg: Alg) {
+    dpop_guard::jose::host_crypto::set_host_verifier(Some(reference_host::verify));
+    let before = reference_host::calls();
+    let tally = run_wycheproof(file, alg);
+    dpop_guard::jose::host_crypto::set_host_verifier(None);
+    let asked = reference_host::calls() - before;
+    println!(
+        "{file}: host asked {asked} times for {} vectors",
+        tally.total
+    );
+    // every valid vector reaches the host; malformed ones may be refused before it
+    assert!(
+        asked >= tally.valid && tally.valid > 0,
+        "host path not taken: {asked} calls for {} valid vectors",
+        tally.valid
+    );
+}
+
+#[test]
+fn wycheproof_ecdsa_p256_sha256_p1363_on_the_host_path() {
+    run_wycheproof_on_host_path("ecdsa_secp256r1_sha256_p1363_test.json", Alg::ES256);
+}
+
 #[cfg(feature = "es384")]
 #[test]
 fn wycheproof_ecdsa_p384_sha384_p1363() {
@@ -450,6 +478,16 @@ fn wycheproof_rsa_pkcs1_3072_sha256() {
 #[test]
 fn wycheproof_rsa_pkcs1_4096_sha256() {
     run_wycheproof("rsa_signature_4096_sha256_test.json", Alg::RS256);
+}
+
+#[test]
+fn wycheproof_rsa_pkcs1_sha256_on_the_host_path() {
+    for bits in [2048, 3072, 4096] {
+        run_wycheproof_on_host_path(
+            &format!("rsa_signature_{bits}_sha256_test.json"),
+            Alg::RS256,
+        );
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@
 pub mod reader;
 
 use crate::htu;
+pub use crate::jose::host_crypto::CryptoChoice;
 use crate::jose::{Alg, AlgSet};
 use crate::json::Json;
 use crate::proof::ProofPolicy;
@@ -39,6 +40,8 @@ pub struct Config {
     pub replay: ReplayConfig,
     pub nonce: Option<NonceConfig>,
     pub upstream: UpstreamConfig,
+    /// Who verifies RS256 and ES256 ([`CryptoChoice`]).
+    pub crypto: CryptoChoice,
 }
 
 /// The top-level keys; sections list their own.
@@ -60,6 +63,7 @@ const TOP_KEYS: &[&str] = &[
     "nonce",
     "shadow",
     "upstream",
+    "crypto",
 ];
 
 /// Every key the parser accepts, dotted (`routes[]` elements as `routes[].prefix`). The parser
@@ -129,6 +133,12 @@ impl Config {
             replay: ReplayConfig::read(&root.section_or_empty("replay")?)?,
             nonce,
             upstream: UpstreamConfig::read(&root.section_or_empty("upstream")?)?,
+            crypto: root
+                .choice(
+                    "crypto",
+                    &[("auto", CryptoChoice::Auto), ("wasm", CryptoChoice::Wasm)],
+                )?
+                .unwrap_or_default(),
         })
     }
 
@@ -148,12 +158,13 @@ impl Config {
             .filter(|r| r.shadow == Some(true))
             .count();
         format!(
-            "enabled={} required={} algorithms=\"{}\" access_token.verify={:?} replay={replay} shadow={} shadow_rules={shadow_rules}",
+            "enabled={} required={} algorithms=\"{}\" access_token.verify={:?} replay={replay} shadow={} shadow_rules={shadow_rules} crypto={:?}",
             self.enabled,
             self.required,
             self.proof.algorithms.names(),
             self.access_token.verify,
             self.routes.shadow,
+            self.crypto,
         )
     }
 

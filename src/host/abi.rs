@@ -23,6 +23,7 @@ const MAP_HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 const STREAM_HTTP_REQUEST: u32 = 0;
 const METRIC_COUNTER: u32 = 0;
+const METRIC_GAUGE: u32 = 1;
 
 pub type Status = u32;
 
@@ -103,6 +104,15 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_call_foreign_function(
+        function_name: *const u8,
+        function_name_size: usize,
+        arguments: *const u8,
+        arguments_size: usize,
+        results: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
 }
 
 /// Takes ownership of a buffer the host allocated in our memory (through the SDK's
@@ -297,6 +307,35 @@ pub fn define_counter(name: &str) -> u32 {
     match unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) } {
         OK => id,
         _ => 0,
+    }
+}
+
+/// A gauge set to `value` (e.g. which crypto path is in use); failures are ignored (a
+/// missing gauge changes no decision).
+pub fn set_gauge(name: &str, value: u64) {
+    let mut id = 0u32;
+    if unsafe { proxy_define_metric(METRIC_GAUGE, name.as_ptr(), name.len(), &mut id) } == OK {
+        unsafe {
+            let _ = proxy_record_metric(id, value);
+        }
+    }
+}
+
+/// A host foreign function (Envoy: `verify_signature`, …): its serialized result.
+pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    match unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            arguments.as_ptr(),
+            arguments.len(),
+            &mut data,
+            &mut size,
+        )
+    } {
+        OK => Ok(unsafe { owned(data, size) }),
+        s => Err(s),
     }
 }
 

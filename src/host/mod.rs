@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 mod abi;
+mod crypto;
 mod filter;
 mod metrics;
 mod profile;
@@ -88,6 +89,7 @@ impl RootContext for Root {
         // The Ed25519 base-point table (≈ 480 KiB per VM, a few ms): built here rather than
         // inside the first request.
         crate::jose::warm_up();
+        crypto::configure(cfg.crypto);
         self.shared = Some(Rc::new(Shared {
             cfg,
             metrics: Metrics::define(),

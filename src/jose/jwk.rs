@@ -1,6 +1,7 @@
 //! Public JWKs (RFC 7517/7518/8037), validated on construction, and their RFC 7638 thumbprints.
 
 use super::alg::Alg;
+use super::host_crypto;
 use crate::b64;
 use crate::json::Object;
 use jose_verify::ed25519::Ed25519VerifyingKey;
@@ -188,7 +189,16 @@ impl PublicJwk {
     pub fn verify(&self, alg: Alg, signing_input: &[u8], sig: &[u8]) -> bool {
         match (self, alg) {
             (PublicJwk::Ed25519 { key, .. }, Alg::EdDSA) => key.verify(signing_input, sig),
-            (PublicJwk::P256 { key, .. }, Alg::ES256) => key.verify_sha256(signing_input, sig),
+            (PublicJwk::P256 { x, y, key }, Alg::ES256) => match host_crypto::host_verifier() {
+                // The host wants DER; r and s outside [1, n−1] never reach it (ours refuses
+                // them too), so both paths decide exactly the same inputs.
+                Some(host) => match host_crypto::es256_der_signature(sig) {
+                    None => false,
+                    Some(der) => host(&host_crypto::p256_spki(x, y), &der, signing_input)
+                        .unwrap_or_else(|_| key.verify_sha256(signing_input, sig)),
+                },
+                None => key.verify_sha256(signing_input, sig),
+            },
             #[cfg(feature = "es384")]
             (PublicJwk::P384 { key, .. }, Alg::ES384) => {
                 use p384::ecdsa::signature::Verifier as _;
@@ -198,9 +208,19 @@ impl PublicJwk {
                 key.verify(signing_input, &sig).is_ok()
             }
             // Both check that the signature is exactly the modulus length and less than n.
-            (PublicJwk::Rsa { key, .. }, Alg::RS256) => {
-                let digest: [u8; 32] = Sha256::digest(signing_input).into();
-                key.verify_pkcs1v15_sha256(&digest, sig)
+            (PublicJwk::Rsa { n, e, key }, Alg::RS256) => {
+                let ours = || {
+                    let digest: [u8; 32] = Sha256::digest(signing_input).into();
+                    key.verify_pkcs1v15_sha256(&digest, sig)
+                };
+                match host_crypto::host_verifier() {
+                    Some(host) if host_crypto::rs256_length_ok(sig, key.size()) => {
+                        host(&host_crypto::rsa_spki(n, e), sig, signing_input)
+                            .unwrap_or_else(|_| ours())
+                    }
+                    Some(_) => false,
+                    None => ours(),
+                }
             }
             (PublicJwk::Rsa { key, .. }, Alg::PS256) => {
                 let digest: [u8; 32] = Sha256::digest(signing_input).into();

@@ -1,6 +1,7 @@
 //! A small, closed JOSE layer: compact JWS, public JWKs, the algorithms we verify. The
 //! signature arithmetic is `jose_verify`'s (crates/jose-verify: our variable-time verifiers).
 pub mod alg;
+pub mod host_crypto;
 pub mod jwk;
 pub mod jws;
 
