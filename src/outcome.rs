@@ -78,7 +78,10 @@ impl Plan {
         if let Some(r) = self.reason {
             out.push((STATE_REASON, r.stat_name()));
         }
-        if let Some(k) = &self.key {
+        // The key only when the request was allowed: a filter after this one (RBAC pinning a
+        // route to a key) must never see a key on a request that was refused or only shadowed
+        // — a replayed proof names a real key.
+        if let (Outcome::Allow, Some(k)) = (self.outcome, &self.key) {
             out.push((STATE_JKT, k.jkt.as_str()));
             out.push((STATE_ALG, k.alg.name()));
         }
@@ -183,7 +186,8 @@ mod tests {
         assert_eq!(p.jkt_header, None);
         assert_eq!(p.edits, UpstreamEdits::default());
         assert!(p.state().contains(&(STATE_REASON, "proof_replayed")));
-        assert!(p.state().contains(&(STATE_JKT, "jkt-1")));
+        // a refused request never names a key, even when its proof verified
+        assert!(p.state().iter().all(|(name, _)| *name != STATE_JKT));
         let enforced = plan(ending, false, bearer());
         assert_eq!(enforced.outcome, Outcome::Deny);
         assert_eq!(enforced.reply, Some(DenyReason::ProofReplayed));

@@ -69,7 +69,7 @@ def test_access_log_shows_the_decision():
         first, second = [l for l in lines if l["path"] == "/api/replayed"]
         assert first["dpop_outcome"] == "allow"
         # refused after the proof verified: the key is known and published
-        assert (second["dpop_outcome"], second["dpop_reason"], second["dpop_jkt"]) == ("deny", "proof_replayed", k.jkt)
+        assert (second["dpop_outcome"], second["dpop_reason"], second["dpop_jkt"]) == ("deny", "proof_replayed", None)
         assert second["status"] == 401
 
 
@@ -225,7 +225,7 @@ def test_top_level_shadow_replay_is_recorded(shadow):
     assert delta(before, after, "denied") == 0
     lines = access_log(e, 2, path="/api/twice")
     assert [l["dpop_outcome"] for l in lines] == ["allow", "shadow_deny"], lines
-    assert lines[1]["dpop_reason"] == "proof_replayed" and lines[1]["dpop_jkt"] == k.jkt
+    assert lines[1]["dpop_reason"] == "proof_replayed" and lines[1]["dpop_jkt"] is None
 
 
 def test_rule_can_turn_shadow_off(shadow):
@@ -327,13 +327,13 @@ def test_rbac_shadow_refusal_does_not_open_admin(policy, admin_key):
     assert r.status == 403, r.body
     p = admin_key.proof("GET", url)
     assert e.request("GET", "/admin/shadow/x", [("DPoP", p)]).status == 200
-    # the pinned key's proof replayed: shadow_deny with the key known — still no admin
+    # the pinned key's proof replayed: shadow_deny, no key named — still no admin
     r = e.request("GET", "/admin/shadow/x", [("DPoP", p)])
     assert r.status == 403, r.body
     lines = access_log(e, 3, path="/admin/shadow/x")
     seen = sorted((l["dpop_outcome"], l["status"], l["dpop_reason"] or "", l["dpop_jkt"] or "") for l in lines)
     assert seen == [("allow", 200, "", admin_key.jkt), ("shadow_deny", 403, "proof_missing", ""),
-                    ("shadow_deny", 403, "proof_replayed", admin_key.jkt)], lines
+                    ("shadow_deny", 403, "proof_replayed", "")], lines
 
 
 def test_rate_limit_per_key(policy):
