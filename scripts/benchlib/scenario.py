@@ -66,6 +66,10 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
     elif kind == "filter":
         b, hcm = gateway("envoy.yaml", admin_port, port)
         filter_config(hcm, pool)
+    elif kind == "filter_wasm":
+        # The fallback: every signature verified by dpop-guard's own verifiers.
+        b, hcm = gateway("envoy.yaml", admin_port, port)
+        filter_config(hcm, pool, {"crypto": "wasm"})
     elif kind == "remote":
         b, hcm = gateway("envoy-redis.yaml", admin_port, port)
         pc = filter_config(hcm, pool)
@@ -116,6 +120,14 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
             res["errors"] += 1
             res["first_error"] = (res.get("first_error") or "") + \
                 f" [dpop_guard.allowed={stats.get('dpop_guard.allowed')} < requests {res['requests']}]"
+        if kind in ("filter", "filter_wasm"):
+            # the crypto path the row claims is the one the filter chose (README gauge)
+            want = 1 if kind == "filter" else 0
+            got = stats.get("dpop_guard.crypto.host")
+            if got != want:
+                res["errors"] += 1
+                res["first_error"] = (res.get("first_error") or "") + \
+                    f" [dpop_guard.crypto.host={got}, expected {want}]"
         if kind == "jwt_authn" and stats.get("http.gateway.jwt_authn.allowed", 0) < res["requests"]:
             res["errors"] += 1
             res["first_error"] = (res.get("first_error") or "") + " [jwt_authn.allowed < requests]"

@@ -46,9 +46,11 @@ SCENARIOS = [
     ("plain", "1. plain Envoy (router → direct_response 200)", "plain", None),
     ("jwt_authn", "2. Envoy jwt_authn, ES256 JWT (Bearer)", "jwt_authn", None),
     ("eddsa", "3. dpop-guard, EdDSA proofs, local store", "filter", "EdDSA"),
-    ("es256", "4. dpop-guard, ES256 proofs, local store", "filter", "ES256"),
-    ("rs256", "5. dpop-guard, RS256 proofs, local store", "filter", "RS256"),
+    ("es256", "4. dpop-guard, ES256 proofs, local store (host crypto: BoringSSL)", "filter", "ES256"),
+    ("rs256", "5. dpop-guard, RS256 proofs, local store (host crypto: BoringSSL)", "filter", "RS256"),
     ("remote", "6. dpop-guard, EdDSA proofs, remote store (dpop-replay, memory)", "remote", "EdDSA"),
+    ("es256_wasm", "7. dpop-guard, ES256 proofs, local store, crypto = wasm (fallback)", "filter_wasm", "ES256"),
+    ("rs256_wasm", "8. dpop-guard, RS256 proofs, local store, crypto = wasm (fallback)", "filter_wasm", "RS256"),
 ]
 
 # Unloaded latency: one connection, one request at a time (same configs as above).
