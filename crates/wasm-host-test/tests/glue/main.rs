@@ -8,8 +8,10 @@
 
 mod common;
 mod differential;
+mod fault_scenarios;
 mod faults;
 mod handoff;
+mod host_crypto;
 mod malformed;
 mod non_utf8;
 mod replay;
