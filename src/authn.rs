@@ -6,6 +6,7 @@ use crate::jose::Alg;
 use crate::nonce;
 use crate::proof::{verify_proof_cached, KeyCache, RequestFacts};
 use crate::reason::DenyReason;
+use crate::routes::RouteMatch;
 use crate::token::{self, Scheme};
 
 /// What Envoy's jwt_authn left in dynamic metadata (only used in `jwt_authn` mode).
@@ -95,7 +96,7 @@ pub struct Checked {
 
 fn check_cached(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> Checked {
     let route = cfg.routes.lookup(req.path);
-    let decision = match decide_inner(cfg, req, route.policy, cache) {
+    let decision = match decide_inner(cfg, req, route, cache) {
         Ok(d) => d,
         Err(r) => Decision::Deny(r),
     };
@@ -108,10 +109,11 @@ fn check_cached(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> Checke
 fn decide_inner(
     cfg: &Config,
     req: &Request<'_>,
-    policy: RoutePolicy,
+    route: RouteMatch,
     cache: &mut KeyCache,
 ) -> Result<Decision, DenyReason> {
     use DenyReason as R;
+    let policy = route.policy;
     if policy == RoutePolicy::Off {
         return Ok(Decision::Pass);
     }
@@ -191,7 +193,12 @@ fn decide_inner(
         match &token_jkt {
             Some(jkt) if *jkt != verified.jkt => return Err(R::BindingMismatch),
             Some(_) => {}
-            None if policy == RoutePolicy::Required || scheme == Some(Scheme::DPoP) => {
+            // `Authorization: DPoP` with an unbound token is malformed DPoP usage on every
+            // route; on a `required` route a Bearer-scheme token must be bound too unless
+            // `require_bound_token` is false (a proof on every request, binding where it exists).
+            None if (policy == RoutePolicy::Required && route.require_bound_token)
+                || scheme == Some(Scheme::DPoP) =>
+            {
                 return Err(R::TokenNotBound)
             }
             None => {}

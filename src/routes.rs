@@ -23,6 +23,8 @@ pub struct RouteRule {
     pub policy: RoutePolicy,
     /// Shadow mode for this rule; `None` takes the top-level `shadow`.
     pub shadow: Option<bool>,
+    /// `required` only: must a presented token be DPoP-bound? `None` takes the top level.
+    pub require_bound_token: Option<bool>,
 }
 
 /// The rules, in order, and the policy for paths no rule matches.
@@ -32,22 +34,32 @@ pub struct Routes {
     pub default: RoutePolicy,
     /// Top-level `shadow`: refusals are counted and published but not enforced.
     pub shadow: bool,
+    /// Top-level `require_bound_token` (README "Route policies").
+    pub require_bound_token: bool,
 }
 
-/// What a request path gets: its policy, and whether a refusal is only shadowed.
+/// What a request path gets: its policy, whether a refusal is only shadowed, and whether a
+/// `required` route refuses a presented token that is not DPoP-bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteMatch {
     pub policy: RoutePolicy,
     pub shadow: bool,
+    pub require_bound_token: bool,
 }
 
 impl Routes {
     /// The keys of one rule (README configuration table, `routes[].*`).
-    pub const RULE_KEYS: &'static [&'static str] = &["prefix", "policy", "shadow"];
+    pub const RULE_KEYS: &'static [&'static str] =
+        &["prefix", "policy", "shadow", "require_bound_token"];
 
-    /// Reads `routes` from the top-level section; `required` picks the default policy and
-    /// `shadow` the default shadow mode.
-    pub fn read(root: &Section<'_>, required: bool, shadow: bool) -> Result<Routes, ConfigError> {
+    /// Reads `routes` from the top-level section; `required` picks the default policy, `shadow`
+    /// and `require_bound_token` the defaults of the rules.
+    pub fn read(
+        root: &Section<'_>,
+        required: bool,
+        shadow: bool,
+        require_bound_token: bool,
+    ) -> Result<Routes, ConfigError> {
         let default = if required {
             RoutePolicy::Required
         } else {
@@ -59,6 +71,7 @@ impl Routes {
                     rules: Vec::new(),
                     default,
                     shadow,
+                    require_bound_token,
                 })
             }
             Some(Json::Array(items)) => items,
@@ -96,16 +109,25 @@ impl Routes {
                 )?
                 .map_or_else(|| err(&r.key("policy"), "is required"), Ok)?;
             let rule_shadow = r.bool("shadow")?;
+            let rule_bound = r.bool("require_bound_token")?;
+            if rule_bound.is_some() && policy != RoutePolicy::Required {
+                return err(
+                    &r.key("require_bound_token"),
+                    "only applies to policy \"required\"",
+                );
+            }
             rules.push(RouteRule {
                 prefix,
                 policy,
                 shadow: rule_shadow,
+                require_bound_token: rule_bound,
             });
         }
         Ok(Routes {
             rules,
             default,
             shadow,
+            require_bound_token,
         })
     }
 
@@ -124,6 +146,7 @@ impl Routes {
         let ambiguous = RouteMatch {
             policy: RoutePolicy::Required,
             shadow: self.shadow,
+            require_bound_token: self.require_bound_token,
         };
         let Some(plain) = crate::htu::route_path(path, false) else {
             return ambiguous;
@@ -149,10 +172,12 @@ impl Routes {
             Some(r) => RouteMatch {
                 policy: r.policy,
                 shadow: r.shadow.unwrap_or(self.shadow),
+                require_bound_token: r.require_bound_token.unwrap_or(self.require_bound_token),
             },
             None => RouteMatch {
                 policy: self.default,
                 shadow: self.shadow,
+                require_bound_token: self.require_bound_token,
             },
         }
     }

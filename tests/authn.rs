@@ -275,3 +275,69 @@ fn replay_entry_outlives_the_acceptance_window() {
         assert_eq!(now, iat + proof_ttl + 1);
     }
 }
+
+/// `require_bound_token: false` (ARCP's `DPOP_REQUIRED=true`): a proof on every request, a
+/// bound token checked against it, an unbound Bearer token let through.
+#[test]
+fn required_route_with_unbound_tokens_allowed() {
+    let c = cfg(r#"{"required": true, "routes": [
+        {"prefix": "/agents", "policy": "required", "require_bound_token": false},
+        {"prefix": "/strict", "policy": "required"}]}"#);
+    let k = TestKey::ed25519_n(21);
+    let other = TestKey::ed25519_n(22);
+    let unbound = token(r#"{"sub":"agent"}"#);
+    let bearer = format!("Bearer {unbound}");
+    let ok = |path: &str, key: &TestKey, tok: &str, authz: &str| {
+        run(&c, path, &[&proof(key, Some(tok), "")], &[authz], None)
+    };
+    assert!(matches!(
+        ok("/agents/1", &k, &unbound, &bearer),
+        Decision::Allow { .. }
+    ));
+    assert_eq!(
+        denied(ok("/strict", &k, &unbound, &bearer)),
+        R::TokenNotBound
+    );
+    // still a proof on every request
+    assert_eq!(
+        denied(run(&c, "/agents/1", &[], &[&bearer], None)),
+        R::ProofMissing
+    );
+    // a bound token is still checked against the proof key
+    let b = bound(&k);
+    let bound_bearer = format!("Bearer {b}");
+    assert!(matches!(
+        ok("/agents/1", &k, &b, &bound_bearer),
+        Decision::Allow { .. }
+    ));
+    assert_eq!(
+        denied(ok("/agents/1", &other, &b, &bound_bearer)),
+        R::BindingMismatch
+    );
+    // `Authorization: DPoP <unbound>` stays malformed DPoP usage
+    let dpop_scheme = format!("DPoP {unbound}");
+    assert_eq!(
+        denied(ok("/agents/1", &k, &unbound, &dpop_scheme)),
+        R::TokenNotBound
+    );
+    // the top-level form, and the key refused where it cannot apply
+    let top = cfg(r#"{"required": true, "require_bound_token": false}"#);
+    assert!(matches!(
+        run(
+            &top,
+            "/x",
+            &[&proof(&k, Some(&unbound), "")],
+            &[&bearer],
+            None
+        ),
+        Decision::Allow { .. }
+    ));
+    let e = dpop_guard::config::Config::parse(
+        br#"{"routes": [{"prefix": "/a", "policy": "optional", "require_bound_token": false}]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("routes[0].require_bound_token"),
+        "{e}"
+    );
+}

@@ -62,6 +62,7 @@ const TOP_KEYS: &[&str] = &[
     "replay",
     "nonce",
     "shadow",
+    "require_bound_token",
     "upstream",
     "crypto",
 ];
@@ -128,7 +129,12 @@ impl Config {
             trust_forwarded_proto: root.bool("trust_forwarded_proto")?.unwrap_or(false),
             problem_base_uri: read_problem_base_uri(root)?,
             forward_jkt_header: read_forward_jkt_header(root)?,
-            routes: Routes::read(root, required, root.bool("shadow")?.unwrap_or(false))?,
+            routes: Routes::read(
+                root,
+                required,
+                root.bool("shadow")?.unwrap_or(false),
+                root.bool("require_bound_token")?.unwrap_or(true),
+            )?,
             access_token: AccessTokenConfig::read(&root.section_or_empty("access_token")?)?,
             replay: ReplayConfig::read(&root.section_or_empty("replay")?)?,
             nonce,
