@@ -10,7 +10,7 @@ DPOP     := target/release/dpop
 CARGO    ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help build wasm cli venv redis test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench clean
+.PHONY: help build wasm verify-bench-wasm cli venv redis test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench clean
 
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
@@ -50,6 +50,11 @@ wasm: .wasm-target.stamp
 cli:
 	$(CARGO) build --release -p dpop-cli -p dpop-replay
 
+# The Wycheproof runner of tests/e2e/test_host_crypto.py (crates/verify-bench as a bootstrap
+# wasm service: Envoy's verify_signature against our verifiers); ~40 s after `wasm`.
+verify-bench-wasm: .wasm-target.stamp
+	$(CARGO) build --release --target wasm32-wasip1 -p verify-bench --lib
+
 build: wasm cli
 
 # ---- checks ----------------------------------------------------------------------------
@@ -79,7 +84,7 @@ validate: wasm venv
 	  $(ENVOY) --mode validate -c $$f --disable-hot-restart -l error >/dev/null || exit 1; \
 	done
 
-e2e: build venv redis
+e2e: build verify-bench-wasm venv redis
 	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 test: lint unit validate e2e fuzz-smoke

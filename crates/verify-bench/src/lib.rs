@@ -4,6 +4,11 @@
 //!
 //! Input (JSON): `{"iterations": N, "now": T, "cases": [{"alg": "EdDSA", "proof": "...",
 //! "htm": "GET", "htu": "https://..."}]}` — proofs made by `dpop proof --iat T`.
+//!
+//! The second mode, `{"mode": "wycheproof", ...}` ([`wycheproof`]), is not a benchmark: a
+//! differential run of Wycheproof vectors, Envoy's `verify_signature` against our verifiers.
+
+pub mod wycheproof;
 
 use dpop_guard::jose::{Alg, AlgSet};
 use dpop_guard::proof::{verify_proof, ProofPolicy, RequestFacts};
@@ -23,6 +28,11 @@ pub struct Input {
 
 pub fn parse_input(bytes: &[u8]) -> Result<Input, String> {
     let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    parse_value(&v)
+}
+
+/// [`parse_input`] of an already parsed input.
+pub fn parse_value(v: &serde_json::Value) -> Result<Input, String> {
     let s = |c: &serde_json::Value, k: &str| {
         c.get(k)
             .and_then(|x| x.as_str())
@@ -374,26 +384,71 @@ mod wasm {
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or(0, |d| d.as_nanos() as u64)
             };
-            match super::parse_input(&cfg) {
-                Ok(input) => {
-                    let mut results = super::run(&input, &clock);
-                    results.extend(super::run_cached(&input, &clock));
-                    results.extend(super::run_ed25519_parts(&clock));
-                    results.extend(super::run_rotation(&input, &clock));
-                    let out = super::report(&results, "wasm-v8");
-                    for line in out.lines() {
-                        let _ = proxy_wasm::hostcalls::log(LogLevel::Warn, line);
-                    }
-                    let _ = proxy_wasm::hostcalls::log(LogLevel::Warn, "verify-bench done");
-                }
-                Err(e) => {
-                    let _ = proxy_wasm::hostcalls::log(
-                        LogLevel::Error,
-                        &format!("verify-bench: bad input: {e}"),
-                    );
-                }
+            let input = serde_json::from_slice::<serde_json::Value>(&cfg);
+            match input {
+                Ok(v) if super::wycheproof::is_wycheproof(&v) => wycheproof(&v, &clock),
+                Ok(v) => bench(&v, &clock),
+                Err(e) => bad_input(&e.to_string()),
             }
             true
         }
+    }
+
+    fn warn(line: &str) {
+        let _ = proxy_wasm::hostcalls::log(LogLevel::Warn, line);
+    }
+
+    fn bad_input(e: &str) {
+        let _ =
+            proxy_wasm::hostcalls::log(LogLevel::Error, &format!("verify-bench: bad input: {e}"));
+    }
+
+    fn bench(v: &serde_json::Value, clock: &dyn Fn() -> u64) {
+        match super::parse_value(v) {
+            Ok(input) => {
+                let mut results = super::run(&input, clock);
+                results.extend(super::run_cached(&input, clock));
+                results.extend(super::run_ed25519_parts(clock));
+                results.extend(super::run_rotation(&input, clock));
+                for line in super::report(&results, "wasm-v8").lines() {
+                    warn(line);
+                }
+                warn("verify-bench done");
+            }
+            Err(e) => bad_input(&e),
+        }
+    }
+
+    /// Envoy's `verify_signature` through the SDK, as src/host/crypto.rs calls it in the
+    /// filter: a status other than Ok, or an answer that is not a `VerifySignatureResult`, is
+    /// an error (counted by the caller, never a verdict).
+    fn envoy_verify(spki: &[u8], signature: &[u8], text: &[u8]) -> Result<bool, u32> {
+        use dpop_guard::jose::host_crypto;
+        /// `PARSE_FAILURE`, as the filter's glue reports an answer it cannot read.
+        const PARSE_FAILURE: u32 = 4;
+        let args = host_crypto::verify_arguments(spki, signature, text);
+        match proxy_wasm::hostcalls::call_foreign_function(
+            host_crypto::FOREIGN_FUNCTION,
+            Some(&args),
+        ) {
+            // An empty answer (all defaults: result = false) comes back as no buffer.
+            Ok(out) => host_crypto::verify_result(&out.unwrap_or_default()).ok_or(PARSE_FAILURE),
+            Err(status) => Err(status as u32),
+        }
+    }
+
+    fn wycheproof(v: &serde_json::Value, clock: &dyn Fn() -> u64) {
+        use super::wycheproof as w;
+        let cases = match w::parse_value(v) {
+            Ok(c) => c,
+            Err(e) => return bad_input(&e),
+        };
+        let probe = w::probe_text(envoy_verify);
+        warn(&format!("verify-bench wycheproof probe: {probe}"));
+        let start = clock();
+        let mut summary = w::run(&cases, Some(envoy_verify));
+        summary.ms = clock().saturating_sub(start) / 1_000_000;
+        summary.probe = probe;
+        warn(&summary.line());
     }
 }
