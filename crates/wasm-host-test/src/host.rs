@@ -12,13 +12,15 @@
 //! - `fault`: fault injection ([`Fault`]);
 //! - `imports`: the import table, the dispatcher every import goes through, [`CallRecord`];
 //! - `memory`: guest memory access and argument decoding shared by the calls;
-//! - one file per group of ABI calls: `general` (logging, clock, contexts), `properties`,
+//! - one file per group of ABI calls: `general` (logging, clock, contexts; foreign functions
+//!   in `foreign`: Envoy's `verify_signature`, [`VerifySignature`]), `properties`,
 //!   `buffers`, `headers` (header maps), `stream` (stream control, local replies), `callouts`
 //!   (HTTP and gRPC calls), `shared` (shared data and queues), `metrics`, `wasi`.
 
 mod buffers;
 mod callouts;
 mod fault;
+mod foreign;
 mod general;
 mod headers;
 mod imports;
@@ -32,6 +34,7 @@ mod wasi;
 
 pub use callouts::{CalloutResponse, HttpCall};
 pub use fault::Fault;
+pub use foreign::{VerifySignature, VERIFY_SIGNATURE};
 pub use general::LogEntry;
 pub use headers::{HeaderMap, HeaderOp};
 pub use imports::CallRecord;

@@ -1,11 +1,13 @@
 //! Logging and the VM-wide calls: `proxy_log`, the log level, the clock, the tick period,
-//! `proxy_done`, `proxy_set_effective_context`, `proxy_get_status` and foreign functions.
+//! `proxy_done`, `proxy_set_effective_context`, `proxy_get_status` and foreign functions
+//! (answered in `foreign.rs`).
 
+use super::foreign;
 use super::memory::{
     arg, arg32, copy_to_pointer_size, mem, reply, write_u32, write_u64, HostResult,
 };
 use super::state::HostState;
-use crate::abi::status::{BAD_ARGUMENT, INVALID_MEMORY_ACCESS, NOT_FOUND, OK, UNIMPLEMENTED};
+use crate::abi::status::{BAD_ARGUMENT, INVALID_MEMORY_ACCESS, OK, UNIMPLEMENTED};
 use wasmi::Caller;
 
 /// A `proxy_log` call.
@@ -73,11 +75,7 @@ pub(super) fn call(
             }
             copy_to_pointer_size(caller, b"", arg(a, 1), arg(a, 2)).map(Some)
         }
-        "proxy_call_foreign_function" => {
-            let _ = mem!(caller, arg(a, 0), arg(a, 1));
-            let _ = mem!(caller, arg(a, 2), arg(a, 3));
-            reply(NOT_FOUND)
-        }
+        "proxy_call_foreign_function" => foreign::call(caller, a),
         // not reached: `KNOWN` routes only this group's names here
         _ => reply(UNIMPLEMENTED),
     }

@@ -4,6 +4,7 @@
 
 use super::callouts::{CalloutResponse, HttpCall};
 use super::fault::Fault;
+use super::foreign::VerifySignature;
 use super::general::LogEntry;
 use super::headers::{HeaderMap, HeaderOp};
 use super::imports::CallRecord;
@@ -65,6 +66,8 @@ pub struct HostState {
     pub http_calls: Vec<HttpCall>,
     /// Status `proxy_http_call` returns (Envoy: BadArgument for an unknown cluster).
     pub http_call_status: u32,
+    /// How the foreign function `verify_signature` answers (default: like Envoy).
+    pub verify_signature: VerifySignature,
     pub(crate) next_token: u32,
     pub callout_response: Option<CalloutResponse>,
     pub tick_period_ms: Option<u32>,
@@ -103,6 +106,7 @@ impl Default for HostState {
             streams: BTreeMap::new(),
             http_calls: Vec::new(),
             http_call_status: status::OK,
+            verify_signature: VerifySignature::Envoy,
             next_token: 1,
             callout_response: None,
             tick_period_ms: None,
