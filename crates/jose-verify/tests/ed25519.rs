@@ -286,3 +286,23 @@ fn keys_that_do_not_decode_are_refused_like_dalek() {
     }
     assert!(refused > 0, "about half of random strings are not points");
 }
+
+/// Tables are earned by successful verifications only: a key sent again and again with junk
+/// signatures stays on the one-shot path (no 15 KiB comb, no 165 KiB hot comb), and one good
+/// signature makes the next verification build the comb.
+#[test]
+fn junk_signatures_never_earn_tables() {
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let key = Ed25519VerifyingKey::from_bytes(sk.verifying_key().as_bytes()).unwrap();
+    let good = sk.sign(b"msg").to_bytes();
+    let mut junk = good;
+    junk[5] ^= 1;
+    for _ in 0..100 {
+        assert!(!key.verify(b"msg", &junk));
+    }
+    assert!(!key.is_prepared() && !key.is_hot());
+    assert!(key.verify(b"msg", &good));
+    assert!(!key.is_prepared(), "the first good signature builds nothing");
+    assert!(key.verify(b"msg", &good));
+    assert!(key.is_prepared(), "the next verification earns the comb");
+}

@@ -148,14 +148,15 @@ pub(crate) fn is_small_order_y(bytes: &[u8; 32]) -> bool {
     SMALL_ORDER_Y.contains(&y)
 }
 
-/// A decoded Ed25519 public key. Construction decodes the point; the second verification
-/// with the same key object builds and keeps its comb table (≈ 15 KiB), so keys held in a
-/// per-VM cache get the fast path and one-shot keys never pay for it.
+/// A decoded Ed25519 public key. Construction decodes the point; the verification after the
+/// first successful one with the same key object builds and keeps its comb table (≈ 15 KiB),
+/// so keys held in a per-VM cache get the fast path, and one-shot keys or keys sent with junk
+/// signatures never pay for it.
 pub struct Ed25519VerifyingKey {
     bytes: [u8; 32],
     a: Ext,
     small_order: bool,
-    /// Verifications so far, saturating.
+    /// Successful verifications so far, saturating.
     uses: AtomicU8,
     prepared: OnceLock<Option<Box<Comb>>>,
     hot: OnceLock<Option<Box<HotComb>>>,
@@ -205,7 +206,7 @@ impl Ed25519VerifyingKey {
         &self.bytes
     }
 
-    /// Builds the comb table now (otherwise done at the second verification).
+    /// Builds the comb table now (otherwise done after the first successful verification).
     pub fn prepare(&self) {
         let _ = self.prepared();
     }
@@ -225,18 +226,18 @@ impl Ed25519VerifyingKey {
         matches!(self.hot.get(), Some(Some(_)))
     }
 
-    /// Counts a verification; returns the count before it.
-    fn note_use(&self) -> u8 {
+    /// Counts a successful verification. Only those earn tables: a key sent again and again
+    /// with junk signatures never makes the VM build its 15–165 KiB combs.
+    fn note_success(&self) {
         let n = self.uses.load(Ordering::Relaxed);
         self.uses.store(n.saturating_add(1), Ordering::Relaxed);
-        n
     }
 
-    /// The best table this key has earned: the hot comb (after `HOT_USES` verifications, if
-    /// the VM's budget has a slot), else the prepared comb (from the second verification),
-    /// else none (one-shot path).
+    /// The best table this key has earned: the hot comb (after `HOT_USES` successful
+    /// verifications, if the VM's budget has a slot), else the prepared comb (after one), else
+    /// none (one-shot path).
     fn comb_for_use(&self) -> Option<(&Comb, u32)> {
-        let uses = self.note_use();
+        let uses = self.uses.load(Ordering::Relaxed);
         if let Some(Some(hot)) = self.hot.get() {
             return Some((&hot.0, HOT_WINDOW));
         }
@@ -313,7 +314,11 @@ impl Ed25519VerifyingKey {
             None => minus_mul_wnaf(&self.a, &k.to_bytes()),
         };
         let r_prime = b_comb.add_multiple(minus_ka, &signed_digits(&s.to_bytes(), B_WINDOW), false);
-        r_prime.equals_affine(&rx, &ry)
+        let ok = r_prime.equals_affine(&rx, &ry);
+        if ok {
+            self.note_success();
+        }
+        ok
     }
 }
 
