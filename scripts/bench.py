@@ -14,7 +14,7 @@ scenario runs BENCH_ROUNDS times (3), the scenarios in rotation, and each row re
 with the median Envoy CPU µs/req; every round's value is listed under the table.
 
 Worst case per input class (issue 11, defect 8; the classes live in
-crates/dpop-bench/src/worst.rs, `dpop-bench worst-classes` lists them): for each kind of input
+crates/dpop-bench/src/worst/, `dpop-bench worst-classes` lists them): for each kind of input
 an attacker controls, the most expensive request the filter still reads, sent at the same
 concurrency by the same client (`dpop-bench run --worst ID`). A class may change the plugin
 configuration (e.g. `max_proof_bytes: 65536`); refused requests must get exactly the class's

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: load benchmark of the filter in a real Envoy on loopback (scenarios, method and
 # environment knobs: scripts/bench.py), then the worst case per input class (issue 11: the most
-# expensive requests the filter still reads, crates/dpop-bench/src/worst.rs; select with
+# expensive requests the filter still reads, crates/dpop-bench/src/worst/; select with
 # BENCH_ONLY, e.g. "eddsa,worst_*"). Needs `make build venv` (the Makefile target does it).
 # Envoy runs with --concurrency 1 on CPU 0, the load client on CPU 1. Exits non-zero when any
 # scenario had errors (a worst-case class's expected refusals are not errors).

@@ -166,7 +166,7 @@ def median_round(rs):
 
 
 def worst_classes():
-    """The classes from crates/dpop-bench/src/worst.rs (Envoy scenarios and native-only refs)."""
+    """The classes from crates/dpop-bench/src/worst/ (Envoy scenarios and native-only refs)."""
     r = subprocess.run([CLIENT, "worst-classes"], check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(r.stdout)
 

@@ -6,7 +6,7 @@
 //! closed-loop keep-alive connections for `--warmup` + `--duration` seconds and prints one JSON
 //! line: req/s, latency percentiles, CPU per request of the watched processes, errors.
 //!
-//! `dpop-bench run --worst ID` drives one worst-case input class instead (src/worst.rs): a
+//! `dpop-bench run --worst ID` drives one worst-case input class instead (src/worst/): a
 //! pool of the class's requests, each used once when it carries a valid proof, else replayed
 //! in turn; every response must be the class's expected answer (a refusal with its reason, or
 //! 200).

@@ -302,7 +302,10 @@ fn junk_signatures_never_earn_tables() {
     }
     assert!(!key.is_prepared() && !key.is_hot());
     assert!(key.verify(b"msg", &good));
-    assert!(!key.is_prepared(), "the first good signature builds nothing");
+    assert!(
+        !key.is_prepared(),
+        "the first good signature builds nothing"
+    );
     assert!(key.verify(b"msg", &good));
     assert!(key.is_prepared(), "the next verification earns the comb");
 }

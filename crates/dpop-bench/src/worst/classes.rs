@@ -155,7 +155,7 @@ pub fn classes() -> Result<Vec<Class>, String> {
         ),
         c(
             "worst_ed25519_twice",
-            "6b. EdDSA proof, each fresh key used twice (the second use builds its comb), junk signature",
+            "6b. EdDSA proof, each fresh key used twice, junk signature (builds no comb since junk earns no tables)",
             "as 6a, but each key signs two consecutive requests (512 keys in turn): the second \
              finds the key in the header cache and builds its 25 KiB comb, which is evicted \
              before it is used again",

@@ -70,7 +70,11 @@ fn shadow_refusal_goes_upstream_unchanged_and_is_counted_apart() {
     assert!(values(h, "x-dpop-jkt").is_empty(), "{}", show(h));
     assert_eq!(state(&second, "outcome"), Some("shadow_deny"));
     assert_eq!(state(&second, "reason"), Some("proof_replayed"));
-    assert_eq!(state(&second, "jkt"), None, "a refused request names no key");
+    assert_eq!(
+        state(&second, "jkt"),
+        None,
+        "a refused request names no key"
+    );
     assert_eq!(vm.host().metric("dpop_guard.replay.detected"), 1);
 }
 
