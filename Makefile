@@ -35,6 +35,19 @@ $(VENV)/.stamp: requirements-test.txt
 
 venv: $(VENV)/.stamp
 
+# ARCP 2.1.2 (PyPI arcp-py) for tests/e2e/test_arcp.py and `make run-arcp`, in its own venv
+# (under target/, so `make clean` removes it): arcp-py needs cryptography >= 46, our venv pins 44.
+ARCP_VENV := target/arcp-venv
+.PHONY: arcp-venv run-arcp
+
+$(ARCP_VENV)/.stamp: tests/e2e/arcp-requirements.txt
+	python3 -m venv $(ARCP_VENV)
+	$(ARCP_VENV)/bin/pip install --quiet --upgrade pip
+	$(ARCP_VENV)/bin/pip install --quiet -r tests/e2e/arcp-requirements.txt
+	@touch $@
+
+arcp-venv: $(ARCP_VENV)/.stamp
+
 # redis-server from Debian (root on CI and the dev machines; sudo elsewhere)
 redis:
 	@command -v redis-server >/dev/null || { \
@@ -84,7 +97,7 @@ validate: wasm venv
 	  $(ENVOY) --mode validate -c $$f --disable-hot-restart -l error >/dev/null || exit 1; \
 	done
 
-e2e: build verify-bench-wasm venv redis
+e2e: build verify-bench-wasm venv redis arcp-venv
 	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 test: lint unit validate e2e fuzz-smoke
@@ -95,6 +108,11 @@ run: build venv
 
 run-redis: build venv redis
 	@scripts/run-redis.sh
+
+# Redis, dpop-replay, ARCP 2.1.2 and Envoy with envoy/envoy-arcp.yaml; prints a client command
+# that walks ARCP's agent flow through the gateway. Ctrl-C stops all four.
+run-arcp: build venv redis arcp-venv
+	@$(PY) tests/e2e/arcp_stack.py
 
 # ---- benchmark -------------------------------------------------------------------------
 bench: build venv
