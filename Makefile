@@ -15,6 +15,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
 	@echo "make run-redis - the same with redis-server + dpop-replay (remote replay store)"
+	@echo "make run-arcp - ARCP 2.1.2 (PyPI) + Redis + dpop-replay behind Envoy with envoy/envoy-arcp.yaml"
 	@echo "make test   - everything CI runs: lint, unit tests, wasm build, config validation, e2e against real Envoy"
 	@echo "make check  - the quick loop: rustfmt, clippy, unit tests of the pure code (installs nothing)"
 	@echo "make lint   - rustfmt check and clippy (native and wasm32)"
