@@ -121,7 +121,7 @@ bench: build venv
 
 # ---- fuzzing (nightly + cargo-fuzz) ----------------------------------------------------
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := proof proof_signed jwk htu config token ed25519 request glue
+FUZZ_TARGETS := proof proof_signed jwk htu config token ed25519 p256 rsa request glue
 
 .fuzz.stamp:
 	rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
