@@ -157,8 +157,8 @@ pub fn classes() -> Result<Vec<Class>, String> {
             "worst_ed25519_twice",
             "6b. EdDSA proof, each fresh key used twice, junk signature (builds no comb since junk earns no tables)",
             "as 6a, but each key signs two consecutive requests (512 keys in turn): the second \
-             finds the key in the header cache and builds its 25 KiB comb, which is evicted \
-             before it is used again",
+             finds the key in the header cache; before 2026-11-30 it built the key's 25 KiB \
+             comb (evicted before any use), now only a successful verification earns one",
             "shipped",
             &shipped,
             Expect::Deny(R::ProofSignatureInvalid),
