@@ -132,8 +132,9 @@ fuzz: .fuzz.stamp wasm
 	for t in $(FUZZ_TARGETS); do mkdir -p fuzz/corpus/$$t; \
 	  cargo +nightly fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
+# CI: 20 s per target (11 targets) keeps `make test` well inside CI's 45 minutes.
 fuzz-smoke:
-	$(MAKE) fuzz FUZZ_SECONDS=30
+	$(MAKE) fuzz FUZZ_SECONDS=20
 
 # OCI image (Wasm "compat" variant: one layer with plugin.wasm) for Istio's WasmPlugin, without
 # Docker: target/oci/dpop-guard/ (OCI layout) and target/oci/dpop-guard.tar (oci-archive).
