@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import DPOP, ENVOY, LOG_DIR, ROOT, Envoy, free_port, walk  # noqa: E402
+from harness import DPOP, ENVOY, LOG_DIR, ROOT, Envoy, LoggedProcess, free_port, walk  # noqa: E402
 from services import REPLAY_BIN, Redis, Replay, wait_port  # noqa: E402
 
 ARCP_VERSION = "2.1.2"
@@ -61,7 +61,7 @@ def arcp_env(port, redis_port, workdir, **overrides):
     return env
 
 
-class Arcp:
+class Arcp(LoggedProcess):
     """ARCP under uvicorn, as its docs run it (`uvicorn arcp.__main__:app`), with uvicorn's proxy
     headers trusted from 127.0.0.1 (Envoy): the client address and scheme come from Envoy."""
 
@@ -98,20 +98,6 @@ class Arcp:
             time.sleep(0.1)
         raise RuntimeError("ARCP not ready:\n" + self.log()[-3000:])
 
-    def log(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "logf", None):
-            self.logf.close()
 
     @property
     def origin(self):

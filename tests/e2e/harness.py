@@ -57,7 +57,27 @@ def plugin_config_of(bootstrap):
     return f["typed_config"]["config"]["configuration"]["value"]
 
 
-class Envoy:
+class LoggedProcess:
+    """A child process writing to `self.log_path` through `self.logf` (`self.proc`): read its
+    log, stop it (terminate, then kill after 10 s)."""
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "logf", None):
+            self.logf.close()
+
+
+class Envoy(LoggedProcess):
     """One Envoy process. Use as a context manager; the log is checked for panics on exit."""
 
     def __init__(self, plugin_config=None, yaml_name="envoy.yaml", concurrency=1, patch=None, name=None):
@@ -121,21 +141,6 @@ class Envoy:
                 pass
             time.sleep(0.1)
         raise RuntimeError("envoy not ready:\n" + self.log()[-3000:])
-
-    def log(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "logf", None):
-            self.logf.close()
 
     def assert_no_panic(self):
         # Access-log lines (JSON, one per request) carry client-chosen paths: a request for
