@@ -143,3 +143,28 @@ fn grpc_refusal_is_a_status_with_the_title() {
     );
     assert_eq!(ex.local_reply().unwrap().grpc_status, -1);
 }
+
+/// The one header the hand-off reads besides the credentials: `content-type`. Non-UTF-8 bytes
+/// are not gRPC (a problem+json refusal, no trap); any one of duplicate values starting with
+/// `application/grpc` (ASCII case-insensitive) makes the refusal a gRPC status.
+#[test]
+fn hostile_content_type_values() {
+    let mut vm = start(r#"{"required": true}"#);
+    let ex = run(
+        &mut vm,
+        &get(b"/x", &[(b"content-type", b"application/\xffgrpc")]),
+    );
+    assert_reply(&ex, 401, "dpop-required");
+    assert_eq!(ex.local_reply().unwrap().grpc_status, -1);
+    let ex = run(
+        &mut vm,
+        &get(
+            b"/x",
+            &[
+                (b"content-type", b"text/plain"),
+                (b"Content-Type", b"Application/GRPC"),
+            ],
+        ),
+    );
+    assert_eq!(ex.local_reply().unwrap().grpc_status, 16);
+}
