@@ -1,9 +1,9 @@
 //! The per-request decision (README "How a request is checked"), pure: request facts in, [`Decision`] out. The host
 //! glue gathers the facts, then applies the decision (local reply, replay check, headers).
 
-use crate::config::{Config, RoutePolicy, VerifyMode};
-use crate::jose::Alg;
-use crate::nonce;
+use crate::config::{Config, RoutePolicy, RouteSettings, VerifyMode};
+use crate::jose::{Alg, AlgSet};
+use crate::nonce::{self, NonceCheck};
 use crate::proof::{verify_proof_cached, KeyCache, RequestFacts};
 use crate::reason::DenyReason;
 use crate::routes::RouteMatch;
@@ -22,6 +22,8 @@ pub struct JwtAuthnView {
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub method: &'a str,
+    /// `:authority`, used for route matching (its host).
+    pub authority: &'a str,
     /// `:path` (with query), used for route matching and `instance`.
     pub path: &'a str,
     /// Target URI for `htu`: scheme://authority + path.
@@ -48,28 +50,65 @@ pub enum Decision {
         replay_ttl: i64,
     },
     Deny(DenyReason),
+    /// An RFC 9728 metadata request (README "Discovery"): answer 200 with this JSON document.
+    Metadata(String),
 }
 
-/// The request's target URI for the `htu` check: `public_origin` + path when configured, else
-/// `:scheme` (or the first `x-forwarded-proto` value, only when `trust_forwarded_proto`) +
-/// `:authority` + path.
+/// The request's target URI for the `htu` check, for a request with this method, authority
+/// and path (no query): the matching route's `public_origin` (with its path prefix) + path when
+/// configured, else [`request_origin`] + path.
 pub fn target_uri(
     cfg: &Config,
+    method: &str,
     scheme: Option<&str>,
     forwarded_proto: Option<&str>,
     authority: &str,
     path: &str,
 ) -> String {
-    if let Some(origin) = &cfg.public_origin {
-        return format!("{origin}{path}");
+    let route = cfg.routes.lookup(authority, method, path);
+    target_uri_for(
+        cfg,
+        route.settings,
+        scheme,
+        forwarded_proto,
+        authority,
+        path,
+    )
+}
+
+/// [`target_uri`] for a route already looked up.
+pub fn target_uri_for(
+    cfg: &Config,
+    settings: &RouteSettings,
+    scheme: Option<&str>,
+    forwarded_proto: Option<&str>,
+    authority: &str,
+    path: &str,
+) -> String {
+    match &settings.public_origin {
+        Some(origin) => format!("{}{path}", origin.base()),
+        None => format!(
+            "{}{path}",
+            request_origin(cfg, scheme, forwarded_proto, authority)
+        ),
     }
+}
+
+/// `scheme://authority` as this proxy received the request: `:scheme` (or the first
+/// `x-forwarded-proto` value, only when `trust_forwarded_proto`) and `:authority`.
+pub fn request_origin(
+    cfg: &Config,
+    scheme: Option<&str>,
+    forwarded_proto: Option<&str>,
+    authority: &str,
+) -> String {
     let forwarded = forwarded_proto
         .filter(|_| cfg.trust_forwarded_proto)
         .and_then(|p| p.split(',').next())
         .map(|p| p.trim().to_ascii_lowercase());
     match forwarded {
-        Some(scheme) => format!("{scheme}://{authority}{path}"),
-        None => format!("{}://{authority}{path}", scheme.unwrap_or("http")),
+        Some(scheme) => format!("{scheme}://{authority}"),
+        None => format!("{}://{authority}", scheme.unwrap_or("http")),
     }
 }
 
@@ -84,36 +123,60 @@ pub fn decide(cfg: &Config, req: &Request<'_>) -> Decision {
 
 /// [`decide`] with the VM's cache of validated proof headers (made for this `cfg`).
 pub fn decide_cached(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> Decision {
-    check_cached(cfg, req, cache).decision
+    let route = cfg.routes.lookup(req.authority, req.method, req.path);
+    check_cached(cfg, req, route, None, cache).decision
 }
 
-/// A decision and whether the route it was made for is in shadow mode (README "Shadow mode").
+/// A decision and what the response needs from the route it was made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
     pub decision: Decision,
+    /// The route is in shadow mode (README "Shadow mode").
     pub shadow: bool,
+    /// `DPoP-Nonce` for the response: a fresh nonce with `use_dpop_nonce`, or the next one for
+    /// an allowed request whose nonce is about to run out (README "Nonces").
+    pub nonce: Option<String>,
+    /// The route's algorithms, for the challenge's `algs`.
+    pub algorithms: AlgSet,
+    /// RFC 9728 metadata URL for the challenge's `resource_metadata` (when configured).
+    pub resource_metadata: Option<String>,
 }
 
-fn check_cached(cfg: &Config, req: &Request<'_>, cache: &mut KeyCache) -> Checked {
-    let route = cfg.routes.lookup(req.path);
-    let decision = match decide_inner(cfg, req, route, cache) {
+fn check_cached(
+    cfg: &Config,
+    req: &Request<'_>,
+    route: RouteMatch<'_>,
+    request_origin: Option<&str>,
+    cache: &mut KeyCache,
+) -> Checked {
+    let mut nonce = None;
+    let decision = match decide_inner(cfg, req, route, cache, &mut nonce) {
         Ok(d) => d,
         Err(r) => Decision::Deny(r),
+    };
+    let resource_metadata = match (&cfg.resource_metadata, request_origin) {
+        (Some(md), Some(origin)) => crate::metadata::url(md, route.settings, origin),
+        _ => None,
     };
     Checked {
         decision,
         shadow: route.shadow,
+        nonce,
+        algorithms: route.settings.proof.algorithms,
+        resource_metadata,
     }
 }
 
 fn decide_inner(
     cfg: &Config,
     req: &Request<'_>,
-    route: RouteMatch,
+    route: RouteMatch<'_>,
     cache: &mut KeyCache,
+    nonce_out: &mut Option<String>,
 ) -> Result<Decision, DenyReason> {
     use DenyReason as R;
     let policy = route.policy;
+    let settings = route.settings;
     if policy == RoutePolicy::Off {
         return Ok(Decision::Pass);
     }
@@ -145,7 +208,13 @@ fn decide_inner(
         Some(c) => match cfg.access_token.verify {
             VerifyMode::Upstream => token::inspect_unverified(c.token)?.jkt,
             VerifyMode::Keys => {
-                token::verify(c.token, &cfg.access_token, req.now, cfg.proof.clock_skew)?.jkt
+                token::verify(
+                    c.token,
+                    &cfg.access_token,
+                    req.now,
+                    settings.proof.clock_skew,
+                )?
+                .jkt
             }
             VerifyMode::JwtAuthn => match req.jwt_authn {
                 Some(v) if v.payload_present => v.jkt.clone(),
@@ -180,7 +249,7 @@ fn decide_inner(
         access_token: credential.map(|c| c.token),
         now: req.now,
     };
-    let verified = verify_proof_cached(proof, &facts, &cfg.proof, cache)?;
+    let verified = verify_proof_cached(proof, &facts, &settings.proof, cache)?;
 
     // A token is presented when the header carried one, or (jwt_authn mode) when jwt_authn
     // verified one from wherever it looked.
@@ -205,11 +274,20 @@ fn decide_inner(
         }
     }
 
-    if let Some(ncfg) = &cfg.nonce {
-        match &verified.nonce {
-            None => return Err(R::NonceMissing),
-            Some(n) if !nonce::is_valid(ncfg, n, req.now) => return Err(R::NonceInvalid),
-            Some(_) => {}
+    if let Some(ncfg) = cfg.nonce.as_ref().filter(|_| settings.nonce) {
+        let refused = match &verified.nonce {
+            None => Some(R::NonceMissing),
+            Some(n) => match nonce::check(ncfg, n, &verified.jkt, req.now) {
+                NonceCheck::Invalid => Some(R::NonceInvalid),
+                NonceCheck::Valid { refresh } => {
+                    *nonce_out = refresh;
+                    None
+                }
+            },
+        };
+        if let Some(reason) = refused {
+            *nonce_out = Some(nonce::issue(ncfg, &verified.jkt, req.now));
+            return Err(reason);
         }
     }
 
@@ -217,7 +295,7 @@ fn decide_inner(
         crate::config::ReplayConfig::Off => (None, 0),
         _ => (
             Some(verified.replay_key),
-            cfg.replay_ttl(verified.iat, req.now),
+            crate::config::replay_ttl(settings.proof.proof_ttl, verified.iat, req.now),
         ),
     };
     Ok(Decision::Allow {
@@ -263,7 +341,8 @@ pub fn decide_gathered(
     check_gathered(cfg, h, jwt_authn, now, cache).decision
 }
 
-/// [`decide_gathered`] with the route's shadow mode: what the glue calls.
+/// [`decide_gathered`] with what the response needs (shadow mode, nonce, challenge): what the
+/// glue calls.
 pub fn check_gathered(
     cfg: &Config,
     h: &crate::headers::RequestHeaders<'_>,
@@ -275,18 +354,42 @@ pub fn check_gathered(
         return Checked {
             decision: Decision::Pass,
             shadow: false,
+            nonce: None,
+            algorithms: cfg.proof.algorithms,
+            resource_metadata: None,
         };
     }
-    let uri = target_uri(
+    let path = path_only(h.path);
+    // The request's own origin is only needed for RFC 9728 (a route without a public origin
+    // names the request's origin as its resource): no allocation otherwise.
+    let origin = cfg
+        .resource_metadata
+        .as_ref()
+        .map(|_| request_origin(cfg, h.scheme, h.forwarded_proto, h.authority));
+    if let (Some(md), Some(origin), "GET") = (&cfg.resource_metadata, &origin, h.method) {
+        if let Some(doc) = crate::metadata::document(md, &cfg.routes, h.authority, origin, path) {
+            return Checked {
+                decision: Decision::Metadata(doc),
+                shadow: false,
+                nonce: None,
+                algorithms: cfg.proof.algorithms,
+                resource_metadata: None,
+            };
+        }
+    }
+    let route = cfg.routes.lookup(h.authority, h.method, h.path);
+    let uri = target_uri_for(
         cfg,
+        route.settings,
         h.scheme,
         h.forwarded_proto,
         h.authority,
-        path_only(h.path),
+        path,
     );
     let jwt_authn = jwt_authn.filter(|_| cfg.access_token.verify == VerifyMode::JwtAuthn);
     let req = Request {
         method: h.method,
+        authority: h.authority,
         path: h.path,
         uri: &uri,
         dpop: &h.dpop,
@@ -294,5 +397,5 @@ pub fn check_gathered(
         jwt_authn,
         now,
     };
-    check_cached(cfg, &req, cache)
+    check_cached(cfg, &req, route, origin.as_deref(), cache)
 }

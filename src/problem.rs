@@ -1,6 +1,7 @@
 //! Rejection responses (README "Responses"): RFC 9457 problem+json plus an RFC 9449 §7.1 challenge.
 
 use crate::config::Config;
+use crate::jose::AlgSet;
 use crate::reason::DenyReason;
 
 /// A local reply, ready for `send_http_response`.
@@ -26,10 +27,14 @@ pub struct ProblemContext<'a> {
     pub instance: &'a str,
     pub request_id: Option<&'a str>,
     pub now: i64,
-    /// A fresh nonce for `use-dpop-nonce` replies.
+    /// `DPoP-Nonce` to send (a fresh nonce for `use_dpop_nonce` replies).
     pub nonce: Option<&'a str>,
     /// The request is gRPC (`content-type: application/grpc*`).
     pub grpc: bool,
+    /// The route's algorithms for `algs` (`None`: the top-level ones).
+    pub algorithms: Option<AlgSet>,
+    /// RFC 9728 §5.1 `resource_metadata` URL for 401 challenges.
+    pub resource_metadata: Option<&'a str>,
 }
 
 fn json_str(s: &str) -> String {
@@ -40,7 +45,11 @@ fn json_str(s: &str) -> String {
 pub fn build(cfg: &Config, reason: DenyReason, ctx: &ProblemContext<'_>) -> ProblemResponse {
     let problem = reason.problem();
     let status = problem.status();
-    let mut challenge = format!("DPoP algs=\"{}\"", cfg.proof.algorithms.names());
+    let algs = ctx.algorithms.unwrap_or(cfg.proof.algorithms);
+    let mut challenge = format!("DPoP algs=\"{}\"", algs.names());
+    if let (Some(url), 401) = (ctx.resource_metadata, status) {
+        challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
     if let Some(code) = reason.error_code() {
         challenge.push_str(&format!(
             ", error=\"{code}\", error_description=\"{}\"",
@@ -131,6 +140,8 @@ mod tests {
             now: 0,
             nonce: None,
             grpc: false,
+            algorithms: None,
+            resource_metadata: None,
         };
         let r = build(&cfg, DenyReason::ProofReplayed, &ctx);
         assert_eq!(r.grpc_status, None);

@@ -15,7 +15,7 @@ use std::rc::Rc;
 pub const MAX_JTI_BYTES: usize = 256;
 
 /// Policy knobs from the plugin configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProofPolicy {
     pub algorithms: AlgSet,
     /// Max age of `iat`, seconds.
@@ -222,6 +222,10 @@ pub fn verify_proof_cached(
     let payload = b64::decode(p).ok_or(R::ProofMalformed)?;
     let signature = b64::decode(s).ok_or(R::ProofMalformed)?;
     let header = match (cached, header_bytes) {
+        // Cached under the algorithms of the route that first saw it: routes may allow fewer.
+        (Some(hdr), _) if !policy.algorithms.contains(hdr.alg) => {
+            return Err(R::ProofAlgNotAllowed)
+        }
         (Some(hdr), _) => hdr,
         (None, bytes) => {
             let object = parse_object(&bytes.unwrap_or_default()).ok_or(R::ProofHeaderInvalid)?;

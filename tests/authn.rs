@@ -178,8 +178,8 @@ fn authorization_defects() {
 #[test]
 fn nonces() {
     let c = cfg(r#"{"required": true, "nonce": {"secret": "0123456789abcdef0123"}}"#);
-    let n = dpop_guard::nonce::current(c.nonce.as_ref().unwrap(), NOW);
     let k = TestKey::ed25519_n(6);
+    let n = dpop_guard::nonce::issue(c.nonce.as_ref().unwrap(), &k.jkt(), NOW);
     assert_eq!(
         denied(run(&c, "/x", &[&proof(&k, None, "")], &[], None)),
         R::NonceMissing
@@ -237,6 +237,7 @@ fn replay_entry_outlives_the_acceptance_window() {
             let dpop = [p.as_bytes()];
             let req = Request {
                 method: "GET",
+                authority: "api.example.com",
                 path: "/x",
                 uri: URI,
                 dpop: &dpop,

@@ -46,23 +46,26 @@ fn target_uri_sources() {
     use dpop_guard::authn::target_uri;
     let plain = cfg("{}");
     assert_eq!(
-        target_uri(&plain, Some("https"), Some("http"), "h:8443", "/p"),
+        target_uri(&plain, "GET", Some("https"), Some("http"), "h:8443", "/p"),
         "https://h:8443/p"
     );
-    assert_eq!(target_uri(&plain, None, None, "h", "/p"), "http://h/p");
+    assert_eq!(
+        target_uri(&plain, "GET", None, None, "h", "/p"),
+        "http://h/p"
+    );
     let xfp = cfg(r#"{"trust_forwarded_proto": true}"#);
     assert_eq!(
-        target_uri(&xfp, Some("http"), Some("HTTPS, http"), "h", "/p"),
+        target_uri(&xfp, "GET", Some("http"), Some("HTTPS, http"), "h", "/p"),
         "https://h/p"
     );
     assert_eq!(
-        target_uri(&xfp, Some("http"), None, "h", "/p"),
+        target_uri(&xfp, "GET", Some("http"), None, "h", "/p"),
         "http://h/p"
     );
     let origin =
         cfg(r#"{"public_origin": "https://api.example.com", "trust_forwarded_proto": true}"#);
     assert_eq!(
-        target_uri(&origin, Some("http"), Some("http"), "10.0.0.1", "/p"),
+        target_uri(&origin, "GET", Some("http"), Some("http"), "10.0.0.1", "/p"),
         "https://api.example.com/p"
     );
 }

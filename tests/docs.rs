@@ -38,7 +38,7 @@ fn readme_lists_every_config_key() {
     let text = readme();
     for key in dpop_guard::config::keys() {
         let documented = match key.strip_prefix("routes[].") {
-            Some(k) => text.contains(&format!("`{k}`")),
+            Some(k) => text.contains(&format!("`{key}`")) || text.contains(&format!("`{k}`")),
             None => text.contains(&format!("`{key}`")) || text.contains(&format!("`{key}.")),
         };
         assert!(documented, "README lacks config key `{key}`");

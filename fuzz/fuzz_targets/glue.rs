@@ -85,8 +85,10 @@ fn decode(data: &[u8], cfg: &dpop_guard::config::Config) -> Option<Case> {
     let token = bound_token(&key.jkt());
     let has_token = h.iter().any(|(_, v)| v.windows(6).any(|w| w == b"@token"));
     if h.iter().any(|(_, v)| v.windows(6).any(|w| w == b"@proof")) {
+        let method = first(&h, b":method").unwrap_or("GET").to_owned();
         let target = dpop_guard::authn::target_uri(
             cfg,
+            &method,
             first(&h, b":scheme"),
             first(&h, b"x-forwarded-proto"),
             first(&h, b":authority").unwrap_or(""),
@@ -95,8 +97,7 @@ fn decode(data: &[u8], cfg: &dpop_guard::config::Config) -> Option<Case> {
         let nonce = cfg
             .nonce
             .as_ref()
-            .map(|n| dpop_guard::nonce::current(n, now));
-        let method = first(&h, b":method").unwrap_or("GET").to_owned();
+            .map(|n| dpop_guard::nonce::issue(n, &key.jkt(), now));
         for (_, v) in h.iter_mut() {
             while let Some(pos) = v.windows(6).position(|w| w == b"@proof") {
                 // a fresh jti for each proof: the replay store is modelled, not fought

@@ -9,16 +9,17 @@
 
 pub mod reader;
 
-use crate::htu;
 pub use crate::jose::host_crypto::CryptoChoice;
 use crate::jose::{Alg, AlgSet};
 use crate::json::Json;
 use crate::proof::ProofPolicy;
 use reader::{err, Section};
 
-pub use crate::nonce::NonceConfig;
+pub use crate::metadata::MetadataConfig;
+pub use crate::nonce::{NonceConfig, NonceScope};
+pub use crate::origin::PublicOrigin;
 pub use crate::replay::{OnError, ReplayConfig};
-pub use crate::routes::{RoutePolicy, RouteRule, Routes};
+pub use crate::routes::{RoutePolicy, RouteRule, RouteSettings, Routes};
 pub use crate::token::{AccessTokenConfig, VerifyMode};
 pub use crate::upstream::{AuthorizationHandOff, UpstreamConfig};
 pub use reader::ConfigError;
@@ -28,9 +29,9 @@ pub use reader::ConfigError;
 pub struct Config {
     pub enabled: bool,
     pub required: bool,
+    /// The top-level proof settings (those of requests no rule matches; each rule starts from
+    /// them): what a request is checked with is `routes.lookup(..).settings.proof`.
     pub proof: ProofPolicy,
-    /// Normalized `scheme://authority` when set.
-    pub public_origin: Option<String>,
     pub trust_forwarded_proto: bool,
     pub problem_base_uri: String,
     /// Lower-case header name.
@@ -39,6 +40,8 @@ pub struct Config {
     pub access_token: AccessTokenConfig,
     pub replay: ReplayConfig,
     pub nonce: Option<NonceConfig>,
+    /// RFC 9728 metadata (README "Discovery"); `None`: not served, no `resource_metadata=`.
+    pub resource_metadata: Option<MetadataConfig>,
     pub upstream: UpstreamConfig,
     /// Who verifies RS256 and ES256 ([`CryptoChoice`]).
     pub crypto: CryptoChoice,
@@ -65,18 +68,20 @@ const TOP_KEYS: &[&str] = &[
     "require_bound_token",
     "upstream",
     "crypto",
+    "resource_metadata",
 ];
 
 /// Every key the parser accepts, dotted (`routes[]` elements as `routes[].prefix`). The parser
 /// refuses anything else; the README test checks each one is documented.
 pub fn keys() -> Vec<String> {
     let mut out: Vec<String> = TOP_KEYS.iter().map(|k| (*k).to_owned()).collect();
-    let sections: [(&str, &[&str]); 5] = [
+    let sections: [(&str, &[&str]); 6] = [
         ("routes[]", Routes::RULE_KEYS),
         ("access_token", AccessTokenConfig::KEYS),
         ("replay", ReplayConfig::KEYS),
         ("nonce", NonceConfig::KEYS),
         ("upstream", UpstreamConfig::KEYS),
+        ("resource_metadata", MetadataConfig::KEYS),
     ];
     for (section, keys) in sections {
         out.extend(keys.iter().map(|k| format!("{section}.{k}")));
@@ -121,20 +126,35 @@ impl Config {
             None => None,
             Some(s) => Some(NonceConfig::read(&s)?),
         };
+        let (resource_metadata, resource) = match root.section("resource_metadata")? {
+            None => (None, None),
+            Some(s) => (
+                Some(MetadataConfig::read(&s)?),
+                read_origin(&s, "resource")?,
+            ),
+        };
+        let default = RouteSettings {
+            policy: if required {
+                RoutePolicy::Required
+            } else {
+                RoutePolicy::Optional
+            },
+            shadow: root.bool("shadow")?.unwrap_or(false),
+            require_bound_token: root.bool("require_bound_token")?.unwrap_or(true),
+            proof: proof.clone(),
+            nonce: nonce.as_ref().is_some_and(|n| n.enabled),
+            public_origin: read_origin(root, "public_origin")?,
+            resource,
+        };
         Ok(Config {
             enabled: root.bool("enabled")?.unwrap_or(true),
             required,
             proof,
-            public_origin: read_public_origin(root)?,
             trust_forwarded_proto: root.bool("trust_forwarded_proto")?.unwrap_or(false),
             problem_base_uri: read_problem_base_uri(root)?,
             forward_jkt_header: read_forward_jkt_header(root)?,
-            routes: Routes::read(
-                root,
-                required,
-                root.bool("shadow")?.unwrap_or(false),
-                root.bool("require_bound_token")?.unwrap_or(true),
-            )?,
+            routes: Routes::read(root, default, nonce.is_some())?,
+            resource_metadata,
             access_token: AccessTokenConfig::read(&root.section_or_empty("access_token")?)?,
             replay: ReplayConfig::read(&root.section_or_empty("replay")?)?,
             nonce,
@@ -161,15 +181,21 @@ impl Config {
             .routes
             .rules
             .iter()
-            .filter(|r| r.shadow == Some(true))
+            .filter(|r| r.settings.shadow)
             .count();
         format!(
-            "enabled={} required={} algorithms=\"{}\" access_token.verify={:?} replay={replay} shadow={} shadow_rules={shadow_rules} crypto={:?}",
+            "enabled={} required={} algorithms=\"{}\" access_token.verify={:?} replay={replay} shadow={} rules={} shadow_rules={shadow_rules} nonce={} resource_metadata={} crypto={:?}",
             self.enabled,
             self.required,
             self.proof.algorithms.names(),
             self.access_token.verify,
-            self.routes.shadow,
+            self.routes.default.shadow,
+            self.routes.rules.len(),
+            self.nonce.as_ref().map_or("off", |n| match n.scope {
+                NonceScope::Key => "key",
+                NonceScope::Global => "global",
+            }),
+            self.resource_metadata.is_some(),
             self.crypto,
         )
     }
@@ -184,14 +210,20 @@ impl Config {
     /// outlive that second: `iat + proof_ttl - now + 1`, at least 1 s. (A lifetime counted from
     /// first use instead, `proof_ttl + clock_skew`, let a proof be used twice in its last second.)
     pub fn replay_ttl(&self, iat: i64, now: i64) -> i64 {
-        iat.saturating_add(self.proof.proof_ttl)
-            .saturating_sub(now)
-            .saturating_add(1)
-            .max(1)
+        replay_ttl(self.proof.proof_ttl, iat, now)
     }
 }
 
-fn read_algorithms(root: &Section<'_>) -> Result<AlgSet, ConfigError> {
+/// [`Config::replay_ttl`] for a route's `proof_ttl`.
+pub fn replay_ttl(proof_ttl: i64, iat: i64, now: i64) -> i64 {
+    iat.saturating_add(proof_ttl)
+        .saturating_sub(now)
+        .saturating_add(1)
+        .max(1)
+}
+
+/// `algorithms` of a section (top level or a route rule).
+pub(crate) fn read_algorithms(root: &Section<'_>) -> Result<AlgSet, ConfigError> {
     let Some(names) = root.strings("algorithms")? else {
         return Ok(ProofPolicy::default().algorithms);
     };
@@ -201,7 +233,7 @@ fn read_algorithms(root: &Section<'_>) -> Result<AlgSet, ConfigError> {
             Some(a) => set = set.with(a),
             None => {
                 return err(
-                    "algorithms",
+                    &root.key("algorithms"),
                     format!(
                         "unsupported algorithm {n:?} (supported: EdDSA, ES256, ES384, RS256, PS256)"
                     ),
@@ -210,31 +242,30 @@ fn read_algorithms(root: &Section<'_>) -> Result<AlgSet, ConfigError> {
         }
     }
     if set.is_empty() {
-        return err("algorithms", "must name at least one algorithm");
+        return err(&root.key("algorithms"), "must name at least one algorithm");
     }
     if set.contains(Alg::ES384) && !cfg!(feature = "es384") {
         return err(
-            "algorithms",
+            &root.key("algorithms"),
             "ES384 is not built into this dpop_guard.wasm (build with --features es384)",
         );
     }
     Ok(set)
 }
 
-/// An origin: scheme://authority, optionally one trailing '/', nothing else.
-fn read_public_origin(root: &Section<'_>) -> Result<Option<String>, ConfigError> {
-    let Some(o) = root.string("public_origin")? else {
+/// An origin with an optional path prefix (`public_origin`, `resource`): see [`PublicOrigin`].
+pub(crate) fn read_origin(
+    s: &Section<'_>,
+    name: &str,
+) -> Result<Option<PublicOrigin>, ConfigError> {
+    let Some(o) = s.string(name)? else {
         return Ok(None);
     };
-    let after_scheme = o.split_once("://").map_or("", |(_, r)| r);
-    let has_path = after_scheme.trim_end_matches('/').contains(['/', '?', '#']);
-    match htu::normalize(&o) {
-        Some(n) if !has_path && !after_scheme.is_empty() => {
-            Ok(Some(n.trim_end_matches('/').to_owned()))
-        }
-        _ => err(
-            "public_origin",
-            "must be an origin like https://api.example.com (no path)",
+    match PublicOrigin::parse(&o) {
+        Some(p) => Ok(Some(p)),
+        None => err(
+            &s.key(name),
+            "must be an http(s) origin with an optional plain path prefix, like https://api.example.com or https://api.example.com/svc2",
         ),
     }
 }
@@ -313,6 +344,14 @@ mod tests {
                 "routes[0].policy",
             ),
             (
+                r#"{"nonce": {"secrets": ["0123456789abcdef", "short"]}}"#,
+                "nonce.secrets[1]",
+            ),
+            (
+                r#"{"nonce": {"secret": "0123456789abcdef", "rotation_seconds": 20, "refresh_seconds": 21}}"#,
+                "nonce.refresh_seconds",
+            ),
+            (
                 r#"{"access_token": {"verify": "keys"}}"#,
                 "access_token.verify",
             ),
@@ -325,8 +364,12 @@ mod tests {
                 "access_token.verfy",
             ),
             (
-                r#"{"public_origin": "https://a.example/path"}"#,
+                r#"{"public_origin": "https://a.example/path?q"}"#,
                 "public_origin",
+            ),
+            (
+                r#"{"routes": [{"prefix": "/x", "algorithms": ["HS256"]}]}"#,
+                "routes[0].algorithms",
             ),
             (r#"{"public_origin": "ftp://a.example"}"#, "public_origin"),
             (
@@ -356,7 +399,14 @@ mod tests {
                  "nonce": {"secret": "0123456789abcdef"}}"#,
         )
         .unwrap();
-        assert_eq!(c.public_origin.as_deref(), Some("https://api.example.com"));
+        assert_eq!(
+            c.routes
+                .default
+                .public_origin
+                .as_ref()
+                .map(PublicOrigin::base),
+            Some("https://api.example.com")
+        );
         assert_eq!(
             c.route_policy("/auth/agent/request_temp_token"),
             RoutePolicy::ProofOnly

@@ -19,6 +19,7 @@ pub const NOT_FOUND: u32 = 1;
 pub const CAS_MISMATCH: u32 = 8;
 
 const MAP_REQUEST_HEADERS: u32 = 0;
+const MAP_RESPONSE_HEADERS: u32 = 2;
 const MAP_HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 const STREAM_HTTP_REQUEST: u32 = 0;
@@ -199,14 +200,16 @@ pub fn remove_request_header(name: &str) -> Result<(), Status> {
 }
 
 pub fn replace_request_header(name: &str, value: &str) -> Result<(), Status> {
+    replace_header(MAP_REQUEST_HEADERS, name, value)
+}
+
+pub fn replace_response_header(name: &str, value: &str) -> Result<(), Status> {
+    replace_header(MAP_RESPONSE_HEADERS, name, value)
+}
+
+fn replace_header(map: u32, name: &str, value: &str) -> Result<(), Status> {
     match unsafe {
-        proxy_replace_header_map_value(
-            MAP_REQUEST_HEADERS,
-            name.as_ptr(),
-            name.len(),
-            value.as_ptr(),
-            value.len(),
-        )
+        proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len())
     } {
         OK => Ok(()),
         s => Err(s),

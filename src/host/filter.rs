@@ -7,6 +7,7 @@ use super::profile::Probe;
 use super::Shared;
 use crate::authn::{self, Decision, JwtAuthnView};
 use crate::config::VerifyMode;
+use crate::jose::AlgSet;
 use crate::outcome::{self, Ending, Outcome, Plan, ProofKey};
 use crate::problem::{self, ProblemContext};
 use crate::proof::KeyCache;
@@ -29,6 +30,12 @@ pub(super) struct ReplyContext {
     shadow: bool,
     /// The upstream edits should the request be allowed.
     allow_edits: UpstreamEdits,
+    /// `DPoP-Nonce` for the reply or, on a request that goes on, for the response.
+    nonce: Option<String>,
+    /// The route's algorithms (the challenge's `algs`).
+    algorithms: Option<AlgSet>,
+    /// RFC 9728 metadata URL for 401 challenges.
+    resource_metadata: Option<String>,
 }
 
 /// Where a request is in the pipeline.
@@ -46,6 +53,8 @@ pub(super) enum Stage {
 pub(super) struct Filter {
     pub(super) shared: Rc<Shared>,
     pub(super) stage: Stage,
+    /// `DPoP-Nonce` to add to the upstream's response (README "Nonces": proactive rotation).
+    pub(super) response_nonce: Option<String>,
 }
 
 impl Filter {
@@ -58,6 +67,9 @@ impl Filter {
             // request must not go on without it.
             self.host_error("set_property", status);
             return self.send_reply(DenyReason::HostCallFailed, reply, now);
+        }
+        if matches!(plan.outcome, Outcome::Allow | Outcome::ShadowDeny) {
+            self.response_nonce = reply.nonce.clone();
         }
         match plan.outcome {
             Outcome::Pass => Action::Continue,
@@ -86,18 +98,14 @@ impl Filter {
         let cfg = &self.shared.cfg;
         self.shared.metrics.refused(reason, false);
         self.stage = Stage::Done;
-        let nonce = match (reason, &cfg.nonce) {
-            (DenyReason::NonceMissing | DenyReason::NonceInvalid, Some(n)) => {
-                Some(crate::nonce::current(n, now))
-            }
-            _ => None,
-        };
         let ctx = ProblemContext {
             instance: &reply.instance,
             request_id: reply.request_id.as_deref(),
             now,
-            nonce: nonce.as_deref(),
+            nonce: reply.nonce.as_deref(),
             grpc: reply.grpc,
+            algorithms: reply.algorithms,
+            resource_metadata: reply.resource_metadata.as_deref(),
         };
         let resp = problem::build(cfg, reason, &ctx);
         log::debug!(
@@ -204,6 +212,24 @@ impl HttpContext for Filter {
             _ => Action::Continue,
         }
     }
+
+    /// Proactive nonce rotation: the next nonce rides on the upstream's response. A response
+    /// carrying a nonce must not be cached (RFC 9449 §8.2 nonces are per client and moment).
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        if let Some(nonce) = self.response_nonce.take() {
+            for (name, value) in [
+                ("dpop-nonce", nonce.as_str()),
+                ("cache-control", "no-store"),
+            ] {
+                if let Err(status) = abi::replace_response_header(name, value) {
+                    // The response is already the upstream's: it goes on without the nonce,
+                    // and the client gets one from a use_dpop_nonce reply later.
+                    self.host_error("replace_header_map_value", status);
+                }
+            }
+        }
+        Action::Continue
+    }
 }
 
 impl Filter {
@@ -260,8 +286,12 @@ impl Filter {
         };
         probe.mark("decide");
         reply.shadow = checked.shadow;
+        reply.nonce = checked.nonce;
+        reply.algorithms = Some(checked.algorithms);
+        reply.resource_metadata = checked.resource_metadata;
         match checked.decision {
             Decision::Pass => self.finish(Ending::Pass, &reply, now),
+            Decision::Metadata(doc) => self.metadata(&doc, &reply, now),
             Decision::Deny(reason) => self.finish(Ending::Deny { reason, key: None }, &reply, now),
             Decision::Allow {
                 jkt,
@@ -279,6 +309,27 @@ impl Filter {
                 action
             }
         }
+    }
+}
+
+impl Filter {
+    /// Answers an RFC 9728 metadata request (README "Discovery") with the document.
+    fn metadata(&mut self, doc: &str, reply: &ReplyContext, now: i64) -> Action {
+        let plan = outcome::plan(Ending::Pass, false, UpstreamEdits::default());
+        self.stage = Stage::Done;
+        if let Err(status) = publish(&plan) {
+            self.host_error("set_property", status);
+            return self.send_reply(DenyReason::HostCallFailed, reply, now);
+        }
+        bump(self.shared.metrics.metadata);
+        let headers = [
+            ("content-type", "application/json"),
+            ("cache-control", "max-age=300"),
+        ];
+        if let Err(status) = abi::send_local_response(200, &headers, doc.as_bytes(), None) {
+            self.host_error("send_local_response", status);
+        }
+        Action::Pause
     }
 }
 

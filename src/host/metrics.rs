@@ -14,6 +14,7 @@ pub(super) struct Metrics {
     pub(super) host_errors: u32,
     pub(super) shadow_denied: u32,
     pub(super) shadow_per_reason: Vec<u32>,
+    pub(super) metadata: u32,
 }
 
 pub(super) fn counter(name: &str) -> u32 {
@@ -42,6 +43,7 @@ impl Metrics {
                 .iter()
                 .map(|r| counter(&format!("dpop_guard.shadow.denied.{}", r.stat_name())))
                 .collect(),
+            metadata: counter("dpop_guard.metadata.served"),
         }
     }
 

@@ -104,6 +104,7 @@ impl RootContext for Root {
         Some(Box::new(Filter {
             shared,
             stage: Stage::Start,
+            response_nonce: None,
         }))
     }
 

@@ -56,6 +56,7 @@ pub fn run(
     let authz: Vec<&[u8]> = authz.iter().map(|s| s.as_bytes()).collect();
     let req = Request {
         method: "GET",
+        authority: "api.example.com",
         path,
         uri: URI,
         dpop: &dpop,

@@ -58,6 +58,11 @@ pub fn expected_verdict(d: &Decision) -> Verdict {
             status: r.problem().status(),
             slug: r.problem().slug().to_owned(),
         },
+        // the RFC 9728 document: JSON without a problem type
+        Decision::Metadata(_) => Verdict::Reply {
+            status: 200,
+            slug: "<no type>".into(),
+        },
     }
 }
 

@@ -196,6 +196,28 @@ impl Vm {
         })
     }
 
+    /// The upstream's response headers for stream `ctx` (still open: [`Vm::request_headers`]),
+    /// delivered with `proxy_on_response_headers`; returns the callback's action and the
+    /// headers as the guest left them.
+    pub fn response_headers(
+        &mut self,
+        ctx: u32,
+        headers: Pairs,
+    ) -> Result<(Option<i64>, Pairs), Trap> {
+        let n = headers.len() as i32;
+        if let Some(s) = self.host_mut().streams.get_mut(&ctx) {
+            s.response_headers = HeaderMap::from_pairs(headers);
+        }
+        let action = self.call_in(ctx, "proxy_on_response_headers", &[ctx as i32, n, 0])?;
+        let after = self
+            .host()
+            .streams
+            .get(&ctx)
+            .map(|s| s.response_headers.pairs.clone())
+            .unwrap_or_default();
+        Ok((action, after))
+    }
+
     /// End of stream: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
     pub fn finish(&mut self, ctx: u32) -> Result<(), Trap> {
         self.call_in(ctx, "proxy_on_done", &[ctx as i32])?;

@@ -122,6 +122,7 @@ pub fn random_case(rng: &mut Rng, cfg: &dpop_guard::config::Config) -> Case {
     let htm = text(&method).unwrap_or("GET").to_owned();
     let target = dpop_guard::authn::target_uri(
         cfg,
+        &htm,
         text(&scheme),
         text(&fwd),
         text(&authority).unwrap_or(""),
@@ -141,7 +142,7 @@ pub fn random_case(rng: &mut Rng, cfg: &dpop_guard::config::Config) -> Case {
     let nonce = cfg.nonce.as_ref().and_then(|n| match rng.below(4) {
         0 => None,
         1 => Some("stale-nonce".to_owned()),
-        _ => Some(dpop_guard::nonce::current(n, now)),
+        _ => Some(dpop_guard::nonce::issue(n, &key.jkt(), now)),
     });
     let make_proof = |rng: &mut Rng| -> Vec<u8> {
         let htu = match rng.below(10) {
