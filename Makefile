@@ -10,7 +10,7 @@ DPOP     := target/release/dpop
 CARGO    ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help build wasm verify-bench-wasm cli venv redis test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench clean
+.PHONY: help build wasm verify-bench-wasm cli venv redis node-deps test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench clean
 
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
@@ -48,6 +48,18 @@ $(ARCP_VENV)/.stamp: tests/e2e/arcp-requirements.txt
 	@touch $@
 
 arcp-venv: $(ARCP_VENV)/.stamp
+
+# Third-party DPoP clients for the e2e tests (npm, versions pinned in package.json and
+# package-lock.json): oauth4webapi (nonce retry, RFC 9728 discovery) and jose. `npm ci`
+# installs exactly the lock file into tests/e2e/node/node_modules (git-ignored).
+NODE_DIR := tests/e2e/node
+
+$(NODE_DIR)/node_modules/.stamp: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "node-deps: npm not found (install Node.js >= 20 and npm)"; exit 1; }
+	cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+node-deps: $(NODE_DIR)/node_modules/.stamp
 
 # redis-server from Debian (root on CI and the dev machines; sudo elsewhere)
 redis:
@@ -98,7 +110,7 @@ validate: wasm venv
 	  $(ENVOY) --mode validate -c $$f --disable-hot-restart -l error >/dev/null || exit 1; \
 	done
 
-e2e: build verify-bench-wasm venv redis arcp-venv
+e2e: build verify-bench-wasm venv redis arcp-venv node-deps
 	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 test: lint unit validate e2e fuzz-smoke
