@@ -10,7 +10,7 @@ DPOP     := target/release/dpop
 CARGO    ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help build wasm verify-bench-wasm cli venv redis node-deps test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench clean
+.PHONY: help build wasm verify-bench-wasm cli venv redis node-deps oidc-deps test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench clean
 
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
@@ -61,6 +61,19 @@ $(NODE_DIR)/node_modules/.stamp: $(NODE_DIR)/package.json $(NODE_DIR)/package-lo
 
 node-deps: $(NODE_DIR)/node_modules/.stamp
 
+# A real authorization server for tests/e2e/test_introspection.py (npm, versions pinned in
+# package.json and package-lock.json): panva's oidc-provider (DPoP, introspection, revocation,
+# resource indicators) and its oauth4webapi client. `npm ci` installs exactly the lock file into
+# tests/e2e/oidc/node_modules (git-ignored).
+OIDC_DIR := tests/e2e/oidc
+
+$(OIDC_DIR)/node_modules/.stamp: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "oidc-deps: npm not found (install Node.js >= 20 and npm)"; exit 1; }
+	cd $(OIDC_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+oidc-deps: $(OIDC_DIR)/node_modules/.stamp
+
 # redis-server from Debian (root on CI and the dev machines; sudo elsewhere)
 redis:
 	@command -v redis-server >/dev/null || { \
@@ -110,7 +123,7 @@ validate: wasm venv
 	  $(ENVOY) --mode validate -c $$f --disable-hot-restart -l error >/dev/null || exit 1; \
 	done
 
-e2e: build verify-bench-wasm venv redis arcp-venv node-deps
+e2e: build verify-bench-wasm venv redis arcp-venv node-deps oidc-deps
 	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 test: lint unit validate e2e fuzz-smoke
