@@ -1,7 +1,8 @@
 //! The per-request decision (README "How a request is checked"), pure: request facts in, [`Decision`] out. The host
 //! glue gathers the facts, then applies the decision (local reply, replay check, headers).
 
-use crate::config::{Config, RoutePolicy, RouteSettings, VerifyMode};
+use crate::config::{Config, OnError, RoutePolicy, RouteSettings, VerifyMode};
+use crate::introspection::{self, IntrospectionView};
 use crate::jose::{Alg, AlgSet};
 use crate::nonce::{self, NonceCheck};
 use crate::proof::{verify_proof_cached, KeyCache, RequestFacts};
@@ -33,6 +34,9 @@ pub struct Request<'a> {
     /// All `Authorization` header values, as bytes.
     pub authorization: &'a [&'a [u8]],
     pub jwt_authn: Option<&'a JwtAuthnView>,
+    /// `introspection` mode: the VM's cache of answers (and the answer just received).
+    /// `None` in that mode: the token cannot be checked (`token-check-unavailable`).
+    pub introspection: Option<IntrospectionView<'a>>,
     pub now: i64,
 }
 
@@ -52,6 +56,9 @@ pub enum Decision {
     Deny(DenyReason),
     /// An RFC 9728 metadata request (README "Discovery"): answer 200 with this JSON document.
     Metadata(String),
+    /// `introspection` mode: ask the authorization server about this token, then decide again
+    /// with its answer ([`IntrospectionView::fresh`]).
+    Introspect(String),
 }
 
 /// The request's target URI for the `htu` check, for a request with this method, authority
@@ -140,6 +147,15 @@ pub struct Checked {
     pub algorithms: AlgSet,
     /// RFC 9728 metadata URL for the challenge's `resource_metadata` (when configured).
     pub resource_metadata: Option<String>,
+    /// The token's introspection answer came from the VM's cache.
+    pub introspection_cache_hit: bool,
+}
+
+/// What the decision noted on the way, for the response and the stats.
+#[derive(Debug, Default)]
+struct Notes {
+    nonce: Option<String>,
+    introspection_cache_hit: bool,
 }
 
 fn check_cached(
@@ -149,8 +165,8 @@ fn check_cached(
     request_origin: Option<&str>,
     cache: &mut KeyCache,
 ) -> Checked {
-    let mut nonce = None;
-    let decision = match decide_inner(cfg, req, route, cache, &mut nonce) {
+    let mut notes = Notes::default();
+    let decision = match decide_inner(cfg, req, route, cache, &mut notes) {
         Ok(d) => d,
         Err(r) => Decision::Deny(r),
     };
@@ -161,9 +177,10 @@ fn check_cached(
     Checked {
         decision,
         shadow: route.shadow,
-        nonce,
+        nonce: notes.nonce,
         algorithms: route.settings.proof.algorithms,
         resource_metadata,
+        introspection_cache_hit: notes.introspection_cache_hit,
     }
 }
 
@@ -172,7 +189,7 @@ fn decide_inner(
     req: &Request<'_>,
     route: RouteMatch<'_>,
     cache: &mut KeyCache,
-    nonce_out: &mut Option<String>,
+    notes: &mut Notes,
 ) -> Result<Decision, DenyReason> {
     use DenyReason as R;
     let policy = route.policy;
@@ -203,6 +220,8 @@ fn decide_inner(
         token::extract(req.authorization)?
     };
 
+    // introspection with `on_error: allow` and no answer: the binding cannot be checked
+    let mut binding_unchecked = false;
     let token_jkt: Option<String> = match credential {
         None => jwt_authn_token.clone().flatten(),
         Some(c) => match cfg.access_token.verify {
@@ -221,6 +240,30 @@ fn decide_inner(
                 // jwt_authn (allow_missing_or_failed) let a token through that it did not verify
                 _ => return Err(R::TokenSignatureInvalid),
             },
+            VerifyMode::Introspection => {
+                let Some(view) = &req.introspection else {
+                    return Err(R::TokenCheckFailed);
+                };
+                let answer = introspection::lookup(view, c.token, req.now);
+                notes.introspection_cache_hit = answer.is_some() && view.fresh.is_none();
+                match answer {
+                    None => return Ok(Decision::Introspect(c.token.to_owned())),
+                    Some(introspection::Answer::Active { jkt, .. }) => jkt,
+                    Some(introspection::Answer::Inactive) => return Err(R::TokenInactive),
+                    Some(introspection::Answer::Unavailable) => {
+                        let on_error = cfg
+                            .access_token
+                            .introspection
+                            .as_ref()
+                            .map_or(OnError::Deny, |i| i.on_error);
+                        if on_error == OnError::Deny {
+                            return Err(R::TokenCheckFailed);
+                        }
+                        binding_unchecked = true;
+                        None
+                    }
+                }
+            }
         },
     };
 
@@ -262,6 +305,7 @@ fn decide_inner(
         match &token_jkt {
             Some(jkt) if *jkt != verified.jkt => return Err(R::BindingMismatch),
             Some(_) => {}
+            None if binding_unchecked => {}
             // `Authorization: DPoP` with an unbound token is malformed DPoP usage on every
             // route; on a `required` route a Bearer-scheme token must be bound too unless
             // `require_bound_token` is false (a proof on every request, binding where it exists).
@@ -280,13 +324,13 @@ fn decide_inner(
             Some(n) => match nonce::check(ncfg, n, &verified.jkt, req.now) {
                 NonceCheck::Invalid => Some(R::NonceInvalid),
                 NonceCheck::Valid { refresh } => {
-                    *nonce_out = refresh;
+                    notes.nonce = refresh;
                     None
                 }
             },
         };
         if let Some(reason) = refused {
-            *nonce_out = Some(nonce::issue(ncfg, &verified.jkt, req.now));
+            notes.nonce = Some(nonce::issue(ncfg, &verified.jkt, req.now));
             return Err(reason);
         }
     }
@@ -338,7 +382,7 @@ pub fn decide_gathered(
     now: i64,
     cache: &mut KeyCache,
 ) -> Decision {
-    check_gathered(cfg, h, jwt_authn, now, cache).decision
+    check_gathered(cfg, h, jwt_authn, None, now, cache).decision
 }
 
 /// [`decide_gathered`] with what the response needs (shadow mode, nonce, challenge): what the
@@ -347,6 +391,7 @@ pub fn check_gathered(
     cfg: &Config,
     h: &crate::headers::RequestHeaders<'_>,
     jwt_authn: Option<&JwtAuthnView>,
+    introspection: Option<IntrospectionView<'_>>,
     now: i64,
     cache: &mut KeyCache,
 ) -> Checked {
@@ -357,6 +402,7 @@ pub fn check_gathered(
             nonce: None,
             algorithms: cfg.proof.algorithms,
             resource_metadata: None,
+            introspection_cache_hit: false,
         };
     }
     let path = path_only(h.path);
@@ -374,6 +420,7 @@ pub fn check_gathered(
                 nonce: None,
                 algorithms: cfg.proof.algorithms,
                 resource_metadata: None,
+                introspection_cache_hit: false,
             };
         }
     }
@@ -395,6 +442,7 @@ pub fn check_gathered(
         dpop: &h.dpop,
         authorization: &h.authorization,
         jwt_authn,
+        introspection,
         now,
     };
     check_cached(cfg, &req, route, origin.as_deref(), cache)

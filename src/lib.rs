@@ -8,6 +8,7 @@ pub mod b64;
 pub mod config;
 pub mod headers;
 pub mod htu;
+pub mod introspection;
 pub mod jose;
 pub mod json;
 pub mod metadata;

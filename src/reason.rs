@@ -13,6 +13,7 @@ pub enum Problem {
     UseDpopNonce,
     ReplayCheckUnavailable,
     DpopCheckUnavailable,
+    TokenCheckUnavailable,
 }
 
 impl Problem {
@@ -26,6 +27,7 @@ impl Problem {
             Problem::UseDpopNonce => "use-dpop-nonce",
             Problem::ReplayCheckUnavailable => "replay-check-unavailable",
             Problem::DpopCheckUnavailable => "dpop-check-unavailable",
+            Problem::TokenCheckUnavailable => "token-check-unavailable",
         }
     }
     pub fn title(self) -> &'static str {
@@ -38,11 +40,14 @@ impl Problem {
             Problem::UseDpopNonce => "DPoP Nonce Required",
             Problem::ReplayCheckUnavailable => "Replay Check Unavailable",
             Problem::DpopCheckUnavailable => "DPoP Check Unavailable",
+            Problem::TokenCheckUnavailable => "Token Check Unavailable",
         }
     }
     pub fn status(self) -> u32 {
         match self {
-            Problem::ReplayCheckUnavailable | Problem::DpopCheckUnavailable => 503,
+            Problem::ReplayCheckUnavailable
+            | Problem::DpopCheckUnavailable
+            | Problem::TokenCheckUnavailable => 503,
             _ => 401,
         }
     }
@@ -134,6 +139,11 @@ deny_reasons! {
     TokenIssuerInvalid => (TokenInvalid, "token_issuer_invalid", INVALID_TOKEN, "Access token issuer is not accepted"),
     TokenAudienceInvalid => (TokenInvalid, "token_audience_invalid", INVALID_TOKEN, "Access token audience is not accepted"),
     TokenCnfInvalid => (TokenInvalid, "token_cnf_invalid", INVALID_TOKEN, "Access token cnf claim is malformed"),
+    /// Introspection: the authorization server says the token is not active (or its reply is
+    /// not RFC 7662).
+    TokenInactive => (TokenInvalid, "token_inactive", INVALID_TOKEN, "Access token is not active"),
+    /// Introspection unreachable, timed out or failed, with `on_error: deny`.
+    TokenCheckFailed => (TokenCheckUnavailable, "token_check_unavailable", None, "Token check service unavailable"),
     TokenNotBound => (TokenNotDpopBound, "token_not_bound", INVALID_TOKEN, "Access token is not DPoP-bound (no cnf.jkt)"),
     BindingMismatch => (BindingMismatch, "binding_mismatch", INVALID_TOKEN, "DPoP proof key does not match the access token cnf.jkt"),
     ReplayStoreFull => (ReplayCheckUnavailable, "replay_store_full", None, "Replay store is full; try again later"),

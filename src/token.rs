@@ -17,6 +17,8 @@ pub enum VerifyMode {
     Keys,
     /// Envoy's jwt_authn (or Istio RequestAuthentication) verified it; its metadata is read.
     JwtAuthn,
+    /// The authorization server says (RFC 7662 introspection, [`crate::introspection`]).
+    Introspection,
 }
 
 /// The `access_token` section.
@@ -30,6 +32,8 @@ pub struct AccessTokenConfig {
     pub audiences: Vec<String>,
     pub metadata_namespace: String,
     pub payload_key: String,
+    /// `introspection` mode's settings.
+    pub introspection: Option<crate::introspection::IntrospectionConfig>,
 }
 
 impl AccessTokenConfig {
@@ -42,6 +46,7 @@ impl AccessTokenConfig {
         "audiences",
         "metadata_namespace",
         "payload_key",
+        "introspection",
     ];
 
     /// Reads and validates the `access_token` section (absent: all defaults).
@@ -54,6 +59,7 @@ impl AccessTokenConfig {
                     ("upstream", VerifyMode::Upstream),
                     ("keys", VerifyMode::Keys),
                     ("jwt_authn", VerifyMode::JwtAuthn),
+                    ("introspection", VerifyMode::Introspection),
                 ],
             )?
             .unwrap_or(VerifyMode::Upstream);
@@ -79,7 +85,7 @@ impl AccessTokenConfig {
                     "\"keys\" needs access_token.hs256_secret or access_token.jwks",
                 )
             }
-            VerifyMode::Upstream | VerifyMode::JwtAuthn if keyed => {
+            VerifyMode::Upstream | VerifyMode::JwtAuthn | VerifyMode::Introspection if keyed => {
                 return err(
                     &s.key("verify"),
                     "hs256_secret/jwks are only used with verify = \"keys\"",
@@ -87,6 +93,24 @@ impl AccessTokenConfig {
             }
             _ => {}
         }
+        let introspection = match (verify, s.section("introspection")?) {
+            (VerifyMode::Introspection, Some(sec)) => {
+                Some(crate::introspection::IntrospectionConfig::read(&sec)?)
+            }
+            (VerifyMode::Introspection, None) => {
+                return err(
+                    &s.key("introspection"),
+                    "is required when verify = \"introspection\" (at least its cluster)",
+                )
+            }
+            (_, Some(_)) => {
+                return err(
+                    &s.key("introspection"),
+                    "only applies to verify = \"introspection\"",
+                )
+            }
+            (_, None) => None,
+        };
         let non_empty = |name: &str, default: &str| match s.string(name)? {
             None => Ok(default.to_owned()),
             Some(v) if v.is_empty() => err(&s.key(name), "must not be empty"),
@@ -100,6 +124,7 @@ impl AccessTokenConfig {
             audiences: s.strings("audiences")?.unwrap_or_default(),
             metadata_namespace: non_empty("metadata_namespace", "envoy.filters.http.jwt_authn")?,
             payload_key: non_empty("payload_key", "payload")?,
+            introspection,
         })
     }
 }

@@ -243,6 +243,7 @@ fn replay_entry_outlives_the_acceptance_window() {
                 dpop: &dpop,
                 authorization: &[],
                 jwt_authn: None,
+                introspection: None,
                 now,
             };
             decide(&c, &req)

@@ -75,13 +75,17 @@ const TOP_KEYS: &[&str] = &[
 /// refuses anything else; the README test checks each one is documented.
 pub fn keys() -> Vec<String> {
     let mut out: Vec<String> = TOP_KEYS.iter().map(|k| (*k).to_owned()).collect();
-    let sections: [(&str, &[&str]); 6] = [
+    let sections: [(&str, &[&str]); 7] = [
         ("routes[]", Routes::RULE_KEYS),
         ("access_token", AccessTokenConfig::KEYS),
         ("replay", ReplayConfig::KEYS),
         ("nonce", NonceConfig::KEYS),
         ("upstream", UpstreamConfig::KEYS),
         ("resource_metadata", MetadataConfig::KEYS),
+        (
+            "access_token.introspection",
+            crate::introspection::IntrospectionConfig::KEYS,
+        ),
     ];
     for (section, keys) in sections {
         out.extend(keys.iter().map(|k| format!("{section}.{k}")));

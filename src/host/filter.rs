@@ -7,6 +7,7 @@ use super::profile::Probe;
 use super::Shared;
 use crate::authn::{self, Decision, JwtAuthnView};
 use crate::config::VerifyMode;
+use crate::introspection::{Answer, IntrospectionView};
 use crate::jose::AlgSet;
 use crate::outcome::{self, Ending, Outcome, Plan, ProofKey};
 use crate::problem::{self, ProblemContext};
@@ -46,6 +47,12 @@ pub(super) enum Stage {
         token: u32,
         key: Option<ProofKey>,
         reply: ReplyContext,
+    },
+    /// Waiting for the authorization server's introspection answer about the token whose
+    /// SHA-256 is `hash`; then the request is decided again with it.
+    AwaitingIntrospection {
+        token: u32,
+        hash: [u8; 32],
     },
     Done,
 }
@@ -194,21 +201,21 @@ impl Filter {
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         let mut probe = Probe::start();
-        let action = self.request_headers(&mut probe);
+        let action = self.request_headers(&mut probe, None);
         probe.finish();
         action
     }
 
     fn on_http_request_body(&mut self, _: usize, _: bool) -> Action {
         match self.stage {
-            Stage::AwaitingReplay { .. } => Action::Pause,
+            Stage::AwaitingReplay { .. } | Stage::AwaitingIntrospection { .. } => Action::Pause,
             _ => Action::Continue,
         }
     }
 
     fn on_http_request_trailers(&mut self, _: usize) -> Action {
         match self.stage {
-            Stage::AwaitingReplay { .. } => Action::Pause,
+            Stage::AwaitingReplay { .. } | Stage::AwaitingIntrospection { .. } => Action::Pause,
             _ => Action::Continue,
         }
     }
@@ -233,7 +240,13 @@ impl HttpContext for Filter {
 }
 
 impl Filter {
-    fn request_headers(&mut self, probe: &mut Probe) -> Action {
+    /// The whole check from the request headers. `fresh`: the introspection answer just
+    /// received for this request's token (the second pass, [`Stage::AwaitingIntrospection`]).
+    pub(super) fn request_headers(
+        &mut self,
+        probe: &mut Probe,
+        fresh: Option<([u8; 32], Answer)>,
+    ) -> Action {
         let shared = self.shared.clone();
         let cfg = &shared.cfg;
         let now = now_secs();
@@ -278,12 +291,29 @@ impl Filter {
         probe.mark("facts");
         // A VM is single-threaded and nothing re-enters here, so the borrow always succeeds;
         // if it ever did not, deciding without the cache is still correct.
+        let token_cache = shared.token_cache.borrow();
+        let introspection =
+            (cfg.access_token.verify == VerifyMode::Introspection).then(|| IntrospectionView {
+                cache: &token_cache,
+                fresh: fresh.as_ref().map(|(h, a)| (h, a)),
+            });
         let checked = match shared.key_cache.try_borrow_mut() {
-            Ok(mut cache) => authn::check_gathered(cfg, &h, jwt_view.as_ref(), now, &mut cache),
-            Err(_) => {
-                authn::check_gathered(cfg, &h, jwt_view.as_ref(), now, &mut KeyCache::disabled())
+            Ok(mut cache) => {
+                authn::check_gathered(cfg, &h, jwt_view.as_ref(), introspection, now, &mut cache)
             }
+            Err(_) => authn::check_gathered(
+                cfg,
+                &h,
+                jwt_view.as_ref(),
+                introspection,
+                now,
+                &mut KeyCache::disabled(),
+            ),
         };
+        drop(token_cache);
+        if checked.introspection_cache_hit {
+            bump(shared.metrics.introspection_cache_hits);
+        }
         probe.mark("decide");
         reply.shadow = checked.shadow;
         reply.nonce = checked.nonce;
@@ -292,6 +322,7 @@ impl Filter {
         match checked.decision {
             Decision::Pass => self.finish(Ending::Pass, &reply, now),
             Decision::Metadata(doc) => self.metadata(&doc, &reply, now),
+            Decision::Introspect(token) => self.introspect(&token, &reply, now),
             Decision::Deny(reason) => self.finish(Ending::Deny { reason, key: None }, &reply, now),
             Decision::Allow {
                 jkt,

@@ -15,6 +15,9 @@ pub(super) struct Metrics {
     pub(super) shadow_denied: u32,
     pub(super) shadow_per_reason: Vec<u32>,
     pub(super) metadata: u32,
+    pub(super) introspection_requests: u32,
+    pub(super) introspection_cache_hits: u32,
+    pub(super) introspection_errors: u32,
 }
 
 pub(super) fn counter(name: &str) -> u32 {
@@ -44,6 +47,9 @@ impl Metrics {
                 .map(|r| counter(&format!("dpop_guard.shadow.denied.{}", r.stat_name())))
                 .collect(),
             metadata: counter("dpop_guard.metadata.served"),
+            introspection_requests: counter("dpop_guard.introspection.requests"),
+            introspection_cache_hits: counter("dpop_guard.introspection.cache_hits"),
+            introspection_errors: counter("dpop_guard.introspection.errors"),
         }
     }
 

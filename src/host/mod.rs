@@ -2,6 +2,7 @@
 //! pure decision code, and applies the result (local reply, replay check, headers, stats).
 
 use crate::config::{Config, ReplayConfig};
+use crate::introspection::TokenCache;
 use crate::proof::KeyCache;
 use crate::replay::LocalReplayStore;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -12,6 +13,7 @@ use std::rc::Rc;
 mod abi;
 mod crypto;
 mod filter;
+mod introspection;
 mod metrics;
 mod profile;
 mod replay;
@@ -36,6 +38,8 @@ struct Shared {
     local: Option<LocalReplayStore>,
     /// Made for `cfg` (its algorithm allow-list): a new configuration gets a new cache.
     key_cache: RefCell<KeyCache>,
+    /// Introspection answers by token hash (`introspection` mode; empty otherwise).
+    token_cache: RefCell<TokenCache>,
 }
 
 #[derive(Default)]
@@ -86,6 +90,11 @@ impl RootContext for Root {
             ReplayConfig::Remote { .. } => None,
         };
         log::info!("dpop_guard configured: {}", cfg.summary());
+        let cfg_introspection_entries = cfg
+            .access_token
+            .introspection
+            .as_ref()
+            .map_or(0, |i| i.cache_entries);
         // The Ed25519 base-point table (≈ 480 KiB per VM, a few ms): built here rather than
         // inside the first request.
         crate::jose::warm_up();
@@ -95,6 +104,7 @@ impl RootContext for Root {
             metrics: Metrics::define(),
             local,
             key_cache: RefCell::new(KeyCache::new(KEY_CACHE_ENTRIES)),
+            token_cache: RefCell::new(TokenCache::new(cfg_introspection_entries)),
         }));
         true
     }

@@ -26,7 +26,11 @@ impl SharedKv for HostKv {
 }
 
 impl Context for Filter {
-    fn on_http_call_response(&mut self, token_id: u32, _: usize, _: usize, _: usize) {
+    fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
+        if matches!(self.stage, Stage::AwaitingIntrospection { .. }) {
+            self.on_introspection_reply(token_id, body_size);
+            return;
+        }
         let Stage::AwaitingReplay { token, key, reply } =
             std::mem::replace(&mut self.stage, Stage::Done)
         else {

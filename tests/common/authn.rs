@@ -62,6 +62,7 @@ pub fn run(
         dpop: &dpop,
         authorization: &authz,
         jwt_authn: jwt,
+        introspection: None,
         now: NOW,
     };
     decide(cfg, &req)

@@ -12,6 +12,7 @@ mod fault_scenarios;
 mod faults;
 mod handoff;
 mod host_crypto;
+mod introspection;
 mod malformed;
 mod many_apis;
 mod non_utf8;

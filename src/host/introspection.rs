@@ -1,0 +1,111 @@
+//! The introspection callout's host side (README "Tokens"): dispatch, pause, and on the answer
+//! cache it and decide the request again. Reading the answer is pure
+//! ([`crate::introspection::parse_reply`]).
+
+use super::abi::{self, now_secs};
+use super::filter::{Filter, ReplyContext, Stage};
+use super::metrics::bump;
+use super::profile::Probe;
+use crate::introspection::{self, Answer};
+use crate::reason::DenyReason;
+use proxy_wasm::traits::Context;
+use proxy_wasm::types::Action;
+use std::time::Duration;
+
+impl Filter {
+    /// Asks the authorization server about `token`; the request pauses until the answer.
+    pub(super) fn introspect(&mut self, token: &str, reply: &ReplyContext, now: i64) -> Action {
+        let shared = self.shared.clone();
+        let Some(cfg) = &shared.cfg.access_token.introspection else {
+            return self.send_reply(DenyReason::TokenCheckFailed, reply, now);
+        };
+        let (extra, body) = introspection::request(cfg, token);
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":path", cfg.path.as_str()),
+            (":authority", cfg.authority.as_str()),
+        ];
+        headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        bump(shared.metrics.introspection_requests);
+        match self.dispatch_http_call(
+            &cfg.cluster,
+            headers,
+            Some(body.as_bytes()),
+            vec![],
+            Duration::from_millis(u64::from(cfg.timeout_ms)),
+        ) {
+            Ok(call) => {
+                self.stage = Stage::AwaitingIntrospection {
+                    token: call,
+                    hash: introspection::token_hash(token),
+                };
+                Action::Pause
+            }
+            Err(e) => {
+                log::warn!(
+                    "dpop_guard: introspection callout to cluster {} failed: {e:?}",
+                    cfg.cluster
+                );
+                // decide again with "no answer": on_error says what happens
+                let hash = introspection::token_hash(token);
+                self.answered(hash, Answer::Unavailable, false)
+            }
+        }
+    }
+
+    /// The introspection answer for the request's token: cache it (never an error), then run
+    /// the whole check again with it. `resume`: the request is paused and must be continued
+    /// if the check lets it through.
+    pub(super) fn answered(&mut self, hash: [u8; 32], answer: Answer, resume: bool) -> Action {
+        let now = now_secs();
+        let shared = self.shared.clone();
+        if answer == Answer::Unavailable {
+            bump(shared.metrics.introspection_errors);
+        }
+        if let (Some(cfg), Ok(mut cache)) = (
+            &shared.cfg.access_token.introspection,
+            shared.token_cache.try_borrow_mut(),
+        ) {
+            cache.insert(cfg, hash, &answer, now);
+        }
+        self.stage = super::filter::Stage::Start;
+        let mut probe = Probe::start();
+        let action = self.request_headers(&mut probe, Some((hash, answer)));
+        probe.finish();
+        if resume && action == Action::Continue {
+            if let Err(code) = abi::resume_request() {
+                self.host_error("continue_stream", code);
+                return self.send_reply(DenyReason::HostCallFailed, &ReplyContext::default(), now);
+            }
+        }
+        action
+    }
+
+    /// The authorization server's reply to callout `token_id`, if it is ours.
+    pub(super) fn on_introspection_reply(&mut self, token_id: u32, body_size: usize) {
+        let Stage::AwaitingIntrospection { token, hash } = self.stage else {
+            return;
+        };
+        if token != token_id {
+            return;
+        }
+        let status = abi::http_call_response_header(":status");
+        if let Err(code) = &status {
+            self.host_error("get_header_map_value", *code);
+        }
+        let body = if body_size > introspection::MAX_REPLY_BYTES {
+            None
+        } else {
+            self.get_http_call_response_body(0, body_size)
+        };
+        let answer = introspection::parse_reply(
+            status.ok().flatten().as_deref(),
+            body.as_deref().unwrap_or_default(),
+            now_secs(),
+        );
+        if answer == Answer::Unavailable {
+            log::warn!("dpop_guard: introspection failed (unreachable, timeout or non-200 answer)");
+        }
+        self.answered(hash, answer, true);
+    }
+}
