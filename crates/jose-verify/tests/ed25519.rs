@@ -23,7 +23,10 @@ use jose_verify::ed25519::Ed25519VerifyingKey;
 use rand_core::{OsRng, RngCore};
 use rsa::BigUint;
 use serde_json::Value;
-use support::{ell, iters, le32, p, random32, small_order_encodings, value};
+use support::{
+    canonical_twin, ell, iters, le32, non_canonical_encodings, random32, small_order_encodings,
+    value,
+};
 
 /// dalek's strict verdict, with the same parsing of key bytes (a key that does not decode
 /// verifies nothing).
@@ -186,26 +189,41 @@ fn small_order_and_non_canonical_r_match_dalek() {
         zero_s[32..].fill(0);
         assert_same(&key, msg, &zero_s, "small-order R, s = 0");
     }
-    // R replaced by a non-canonical encoding of itself (y + p), when that fits in 255 bits
-    let p = p();
+    // R replaced by every non-canonical encoding (y + p, y < 19) of a point that is not of
+    // small order, and by its canonical twin (y itself): no signature has such an R by chance
+    // (the old loop waited for a random R with y < 19 and never ran), so they are
+    // enumerated. Strict verification refuses both, as dalek does.
+    let mut exercised = 0;
+    for (y, nc) in non_canonical_encodings() {
+        let decodes = VerifyingKey::from_bytes(&nc).is_ok();
+        assert_eq!(Ed25519VerifyingKey::from_bytes(&nc).is_some(), decodes);
+        if !decodes || small_order_encodings().contains(&nc) {
+            continue;
+        }
+        exercised += 1;
+        for r in [nc, canonical_twin(y, &nc)] {
+            let mut bad = good;
+            bad[..32].copy_from_slice(&r);
+            let mut zero_s = bad;
+            zero_s[32..].fill(0);
+            for sig in [bad, zero_s] {
+                assert!(!dalek_verdict(&key, msg, &sig));
+                assert_same(&key, msg, &sig, "non-canonical R or its twin");
+            }
+        }
+    }
+    assert_eq!(
+        exercised, 20,
+        "non-canonical R encodings of points not of small order"
+    );
+    // the sign bit flipped: R's negation
     for _ in 0..iters(20) {
         let sk = SigningKey::generate(&mut OsRng);
         let key = sk.verifying_key().to_bytes();
         let sig = sk.sign(msg).to_bytes();
-        let mut r: [u8; 32] = sig[..32].try_into().unwrap();
-        let sign = r[31] & 0x80;
-        r[31] &= 0x7f;
-        let y = value(&r);
-        if &y + &p < (BigUint::from(1u8) << 255usize) {
-            let mut nc = le32(&(&y + &p));
-            nc[31] |= sign;
-            let mut bad = sig;
-            bad[..32].copy_from_slice(&nc);
-            assert_same(&key, msg, &bad, "non-canonical R");
-        }
-        // the sign bit flipped: R's negation
         let mut neg = sig;
         neg[31] ^= 0x80;
+        assert!(!dalek_verdict(&key, msg, &neg));
         assert_same(&key, msg, &neg, "negated R");
     }
 }
@@ -248,30 +266,40 @@ fn small_order_and_non_canonical_keys_match_dalek() {
         OsRng.fill_bytes(&mut random_sig[..32]);
         assert_same(&a, msg, &random_sig, "small-order key, random R");
     }
-    // a valid key's non-canonical twin (y + p) is accepted by dalek's decoding and hashed as
-    // sent, so a signature under the canonical key does not verify under the twin
-    let p = p();
-    let mut found = 0;
-    for _ in 0..2000 {
-        let sk = SigningKey::generate(&mut OsRng);
-        let key = sk.verifying_key().to_bytes();
-        let mut y_bytes = key;
-        let sign = y_bytes[31] & 0x80;
-        y_bytes[31] &= 0x7f;
-        let y = value(&y_bytes);
-        if &y + &p >= (BigUint::from(1u8) << 255usize) {
+    // Every non-canonical key encoding (y + p, y < 19) of a point not of small order, and
+    // its canonical twin (y): dalek's decoding accepts both (the key is hashed as sent), so
+    // they decode here too; nobody knows their discrete logarithm, so no signature verifies:
+    // real signatures of other keys, random ones, and R = A with s = 0 or 1 are refused,
+    // as dalek refuses them. (The old loop waited for a random key with y < 19: it never ran.)
+    let mut exercised = 0;
+    let sk = SigningKey::generate(&mut OsRng);
+    let real = sk.sign(msg).to_bytes();
+    for (y, nc) in non_canonical_encodings() {
+        let decodes = VerifyingKey::from_bytes(&nc).is_ok();
+        assert_eq!(Ed25519VerifyingKey::from_bytes(&nc).is_some(), decodes);
+        if !decodes || small_order_encodings().contains(&nc) {
             continue;
         }
-        found += 1;
-        let mut twin = le32(&(&y + &p));
-        twin[31] |= sign;
-        let sig = sk.sign(msg).to_bytes();
-        assert_same(&twin, msg, &sig, "non-canonical key");
-        assert_same(&key, msg, &sig, "canonical key");
-        if found >= 2 {
-            break;
+        exercised += 1;
+        for key in [nc, canonical_twin(y, &nc)] {
+            let mut random_sig = [0u8; 64];
+            OsRng.fill_bytes(&mut random_sig[..32]);
+            let mut r_is_a = [0u8; 64];
+            r_is_a[..32].copy_from_slice(&key);
+            let mut r_is_a_s1 = r_is_a;
+            r_is_a_s1[32] = 1;
+            let mut r_is_twin = r_is_a;
+            r_is_twin[..32].copy_from_slice(&canonical_twin(y, &nc));
+            for sig in [real, random_sig, r_is_a, r_is_a_s1, r_is_twin] {
+                assert!(!dalek_verdict(&key, msg, &sig));
+                assert_same(&key, msg, &sig, "non-canonical key or its twin");
+            }
         }
     }
+    assert_eq!(
+        exercised, 20,
+        "non-canonical key encodings of points not of small order"
+    );
 }
 
 #[test]

@@ -10,9 +10,13 @@ use super::field::Fe;
 use super::point::Ext;
 use super::{decompress, is_canonical_y, is_small_order_y, signed_digits, wnaf};
 use ::rsa::BigUint;
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
-use support::{ell, iters, le32, p, random32, small_order_encodings, value};
+use support::{
+    canonical_twin, ell, iters, le32, non_canonical_encodings, p, random32, small_order_encodings,
+    value,
+};
 
 // ---------------------------------------------------------------------------------------------
 // field
@@ -43,6 +47,11 @@ fn field_matches_big_integers() {
         let fa = Fe::from_bytes(&le32(a));
         let fb = Fe::from_bytes(&le32(b));
         assert_eq!(fe_value(&fa), a % &p, "from/to bytes {a}");
+        // from_bytes limbs (< 2^26, 2^25) are valid product inputs, but not reduced (the
+        // crate carries them first): the lazy operations below take reduced inputs
+        assert_eq!(fe_value(&fa.mul(&fb)), (a * b) % &p, "mul {a} {b}");
+        assert_eq!(fe_value(&fa.square()), (a * a) % &p, "square {a}");
+        let (fa, fb) = (fa.carry(), fb.carry());
         assert_eq!(fe_value(&fa.mul(&fb)), (a * b) % &p, "mul {a} {b}");
         assert_eq!(fe_value(&fa.square()), (a * a) % &p, "square {a}");
         assert_eq!(fe_value(&fa.square2()), (a * a * 2u8) % &p, "square2 {a}");
@@ -160,3 +169,43 @@ fn small_order_points_are_small_order() {
     let (x, y) = decompress(&sk.verifying_key().to_bytes()).unwrap();
     assert!(!Ext::from_affine(&x, &y).is_small_order());
 }
+
+/// Every non-canonical encoding (y + p, y < 19, either sign) decodes exactly when its
+/// canonical twin (y) does, to the same point, which is the point curve25519-dalek decodes;
+/// the canonical-y check refuses all 38 and accepts the twins. 24 decode: 4 of small order
+/// (y = 0, 1) and 20 not.
+#[test]
+fn non_canonical_encodings_decode_as_their_canonical_twin() {
+    let (mut decoded, mut large) = (0, 0);
+    for (y, nc) in non_canonical_encodings() {
+        let twin = canonical_twin(y, &nc);
+        assert!(
+            !is_canonical_y(&nc) && is_canonical_y(&twin),
+            "{}",
+            hex::encode(nc)
+        );
+        let dalek = CompressedEdwardsY(nc)
+            .decompress()
+            .map(|p| p.compress().to_bytes());
+        match (decompress(&nc), decompress(&twin)) {
+            (Some((x1, y1)), Some((x2, y2))) => {
+                assert_eq!(
+                    (x1.to_bytes(), y1.to_bytes()),
+                    (x2.to_bytes(), y2.to_bytes())
+                );
+                assert_eq!(fe_value(&y1), BigUint::from(y));
+                let mut ours = y1.to_bytes();
+                ours[31] |= u8::from(x1.is_negative()) << 7;
+                assert_eq!(Some(ours), dalek, "{}", hex::encode(nc));
+                decoded += 1;
+                let small = Ext::from_affine(&x1, &y1).is_small_order();
+                assert_eq!(small, y < 2, "y = {y}");
+                large += usize::from(!small);
+            }
+            (None, None) => assert_eq!(dalek, None),
+            _ => panic!("{} and its twin disagree", hex::encode(nc)),
+        }
+    }
+    assert_eq!((decoded, large), (24, 20));
+}
+

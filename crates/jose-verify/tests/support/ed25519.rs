@@ -74,3 +74,33 @@ pub fn small_order_encodings() -> Vec<[u8; 32]> {
     }
     out
 }
+
+/// Every non-canonical encoding of a y coordinate: y' = y + p for the y with y + p < 2^255
+/// (y = 0 … 18), with either sign bit: 38 encodings, as (y, encoding). Which of them decode,
+/// and which are small order, is for the caller to check.
+pub fn non_canonical_encodings() -> Vec<(u8, [u8; 32])> {
+    let p = p();
+    let mut out = Vec::new();
+    for y in 0u8..19 {
+        let yy = &p + BigUint::from(y);
+        assert!(yy < (BigUint::from(1u8) << 255usize));
+        for sign in [0u8, 0x80] {
+            let mut b = le32(&yy);
+            b[31] |= sign;
+            out.push((y, b));
+        }
+    }
+    assert!(
+        &p + 19u8 == BigUint::from(1u8) << 255usize,
+        "y = 19 is the first without"
+    );
+    out
+}
+
+/// The canonical encoding of the small y with the sign bit of `nc`.
+pub fn canonical_twin(y: u8, nc: &[u8; 32]) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[0] = y;
+    b[31] |= nc[31] & 0x80;
+    b
+}
