@@ -11,6 +11,42 @@
 
 use super::field::{Fe, B_M, THREE_M};
 
+/// Test-only counts (per thread) of the exceptional branches of the additions, so that tests
+/// can show they reach them: P + P handed to the doubling, P + (−P) giving the identity.
+#[cfg(test)]
+pub mod exceptional {
+    use std::cell::Cell;
+
+    /// `add_affine` found P = Q (doubled), P = −Q (identity); the same for `add_cached`.
+    pub const AFFINE_DOUBLED: usize = 0;
+    pub const AFFINE_CANCELLED: usize = 1;
+    pub const CACHED_DOUBLED: usize = 2;
+    pub const CACHED_CANCELLED: usize = 3;
+    /// An addition whose accumulator was the identity (other than at the start of a chain
+    /// this follows a cancellation).
+    pub const AFFINE_FROM_IDENTITY: usize = 4;
+    pub const CACHED_FROM_IDENTITY: usize = 5;
+
+    thread_local! {
+        static COUNTS: Cell<[u64; 6]> = const { Cell::new([0; 6]) };
+    }
+
+    pub fn note(branch: usize) {
+        COUNTS.with(|c| {
+            let mut a = c.get();
+            if let Some(x) = a.get_mut(branch) {
+                *x += 1;
+            }
+            c.set(a);
+        });
+    }
+
+    /// The counts since the last call (this thread).
+    pub fn take() -> [u64; 6] {
+        COUNTS.with(|c| c.replace([0; 6]))
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Affine {
     pub x: Fe,
@@ -139,6 +175,8 @@ impl Jacobian {
     #[inline]
     pub fn add_affine(&self, q: &Affine) -> Jacobian {
         if self.is_identity() {
+            #[cfg(test)]
+            exceptional::note(exceptional::AFFINE_FROM_IDENTITY);
             return Jacobian::from_affine(q);
         }
         let z1z1 = self.z.sqr();
@@ -149,8 +187,12 @@ impl Jacobian {
         let r = s2.sub(&self.y);
         if h.is_zero() {
             return if r.is_zero() {
+                #[cfg(test)]
+                exceptional::note(exceptional::AFFINE_DOUBLED);
                 self.double()
             } else {
+                #[cfg(test)]
+                exceptional::note(exceptional::AFFINE_CANCELLED);
                 Jacobian::IDENTITY
             };
         }
@@ -178,6 +220,8 @@ impl Jacobian {
             return *self;
         }
         if self.is_identity() {
+            #[cfg(test)]
+            exceptional::note(exceptional::CACHED_FROM_IDENTITY);
             return Jacobian {
                 x: q.x,
                 y: qy.weak(),
@@ -194,8 +238,12 @@ impl Jacobian {
         let r = s2.sub(&s1);
         if h.is_zero() {
             return if r.is_zero() {
+                #[cfg(test)]
+                exceptional::note(exceptional::CACHED_DOUBLED);
                 self.double()
             } else {
+                #[cfg(test)]
+                exceptional::note(exceptional::CACHED_CANCELLED);
                 Jacobian::IDENTITY
             };
         }

@@ -30,6 +30,7 @@ use ::rsa::BigUint;
 use support::*;
 
 mod bound_contract;
+mod table_collisions;
 
 /// The support module's copies of p and n are the crate's.
 #[test]
