@@ -81,6 +81,8 @@ fn rem(u: &[u32], v: &[u32]) -> Option<Vec<u32>> {
         *top = d as u32;
         if (d >> 32) != 0 {
             // qhat was one too large: add vn back.
+            #[cfg(test)]
+            add_back::note();
             let mut c = 0u64;
             for (uj, vj) in lo.iter_mut().zip(&vn) {
                 let s = u64::from(*uj) + u64::from(*vj) + c;
@@ -102,4 +104,25 @@ fn rem(u: &[u32], v: &[u32]) -> Option<Vec<u32>> {
         });
     }
     Some(r)
+}
+
+/// Test-only count (per thread) of the add-back step (Knuth's D6): it runs for about one
+/// random divisor in 2^31 per quotient digit, so the tests build moduli that take it and
+/// read this count to show that they did.
+#[cfg(test)]
+pub(super) mod add_back {
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNT: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub fn note() {
+        COUNT.with(|c| c.set(c.get() + 1));
+    }
+
+    /// Add-backs since the last call (this thread).
+    pub fn take() -> u64 {
+        COUNT.with(|c| c.replace(0))
+    }
 }

@@ -32,6 +32,8 @@ use division::r_squared_mod;
 use montgomery::{less_than, mont_mul, mont_mul_inplace, mont_sqr, ROWS};
 // The unit tests reach the building blocks through `super::*`.
 #[cfg(test)]
+use division::add_back;
+#[cfg(test)]
 use montgomery::{mul_wide, sqr_wide};
 
 /// Smallest modulus accepted, in bits (RFC 7518 §3.3 requires at least 2048).

@@ -7,6 +7,9 @@ use super::*;
 use ::rsa::BigUint;
 use rand_core::{OsRng, RngCore};
 
+mod bleichenbacher;
+mod long_division;
+
 fn big(l: &[u32]) -> BigUint {
     BigUint::from_slice(l)
 }
@@ -212,5 +215,128 @@ fn key_validation() {
         (u32::MAX, true),
     ] {
         assert_eq!(RsaVerifyingKey::with_exponent(&n, e).is_some(), ok, "{e}");
+    }
+}
+
+/// An odd modulus of exactly `bits` bits (big-endian, no leading zero octet).
+fn odd_modulus(bits: usize) -> Vec<u8> {
+    let len = bits.div_ceil(8);
+    let top_bits = bits - 8 * (len - 1);
+    let mut n = random_bytes(len);
+    n[0] &= ((1u16 << top_bits) - 1) as u8;
+    n[0] |= 1 << (top_bits - 1);
+    n[len - 1] |= 1;
+    assert_eq!(BigUint::from_bytes_be(&n).bits(), bits);
+    n
+}
+
+/// The key policy's limits, each refusal next to a control that differs only in the refused
+/// property, so that the refusal is shown to be for that reason. (`new` has one way to say
+/// no: `None`.) Sizes: one bit either side of [`MIN_BITS`] and [`MAX_BITS`], far outside, and
+/// with leading zero octets (the size is the value's, not the encoding's). Exponents: 0, 1,
+/// 2, 3, even ones next to 65537, 65537 with extra octets, 2^32 + 1, a 2048-bit e, e = n;
+/// the arithmetic's own limits (`with_exponent`: odd, ≥ 3, < 2^32) likewise.
+#[test]
+fn key_limits_refused_for_their_reason() {
+    let e = [1u8, 0, 1];
+    for (bits, ok) in [
+        (17, false),
+        (1024, false),
+        (MIN_BITS - 1, false),
+        (MIN_BITS, true),
+        (MIN_BITS + 1, true),
+        (MAX_BITS - 1, true),
+        (MAX_BITS, true),
+        (MAX_BITS + 1, false),
+        (MAX_BITS + 32, false),
+        (2 * MAX_BITS, false),
+        (16384, false),
+    ] {
+        let n = odd_modulus(bits);
+        let key = RsaVerifyingKey::new(&n, &e);
+        assert_eq!(key.is_some(), ok, "{bits} bits");
+        assert_eq!(RsaVerifyingKey::with_exponent(&n, EXPONENT).is_some(), ok);
+        if let Some(k) = key {
+            assert_eq!((k.bits(), k.size()), (bits, bits.div_ceil(8)));
+        }
+        let mut padded = vec![0u8; 300];
+        padded.extend(&n);
+        assert_eq!(
+            RsaVerifyingKey::new(&padded, &e),
+            RsaVerifyingKey::new(&n, &e),
+            "{bits}"
+        );
+        // the same size, even: refused whatever the size
+        let mut even = n.clone();
+        *even.last_mut().unwrap() &= 0xfe;
+        assert!(
+            RsaVerifyingKey::new(&even, &e).is_none(),
+            "{bits} bits, even"
+        );
+    }
+    // 2047 bits in 256 octets (top bit clear) vs the same octets with the top bit set
+    let mut n = odd_modulus(MIN_BITS);
+    n[0] &= 0x7f;
+    assert!(RsaVerifyingKey::new(&n, &e).is_none());
+    n[0] |= 0x80;
+    assert!(RsaVerifyingKey::new(&n, &e).is_some());
+
+    let n = odd_modulus(MIN_BITS);
+    assert!(RsaVerifyingKey::new(&n, &e).is_some(), "the control");
+    let mut long_zeros = vec![0u8; 1000];
+    long_zeros.extend(e);
+    assert_eq!(
+        RsaVerifyingKey::new(&n, &long_zeros).unwrap().exponent(),
+        EXPONENT
+    );
+    let huge = {
+        let mut h = random_bytes(256);
+        h[0] |= 0x80;
+        h[255] |= 1;
+        h
+    };
+    for bad in [
+        vec![],
+        vec![0],
+        vec![1],
+        vec![2],
+        vec![3],
+        vec![1, 0, 0],       // 65536, even
+        vec![1, 0, 2],       // 65538, even
+        vec![1, 0, 3],       // 65539
+        vec![0, 1, 0, 0],    // 65536 with a leading zero
+        vec![1, 0, 1, 0],    // 65537·256, even
+        vec![1, 0, 1, 1],    // 65537·256 + 1
+        vec![1, 0, 1, 0, 1], // 2^32 + 65537
+        vec![1, 0, 0, 0, 1], // 2^32 + 1
+        vec![0xff; 4],       // 2^32 − 1
+        vec![1, 0, 0, 0, 0, 0, 0, 0, 1],
+        huge,
+        n.clone(),
+    ] {
+        assert!(
+            RsaVerifyingKey::new(&n, &bad).is_none(),
+            "e = {}",
+            hex::encode(&bad)
+        );
+    }
+    // the arithmetic's limits: e = 0, 1 (RSAVP1 would be the identity), 2 and even e refused
+    for (e, ok) in [
+        (0, false),
+        (1, false),
+        (2, false),
+        (3, true),
+        (4, false),
+        (65536, false),
+        (65538, false),
+        (EXPONENT, true),
+        (u32::MAX - 1, false),
+        (u32::MAX, true),
+    ] {
+        assert_eq!(
+            RsaVerifyingKey::with_exponent(&n, e).is_some(),
+            ok,
+            "e = {e}"
+        );
     }
 }
