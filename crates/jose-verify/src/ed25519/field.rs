@@ -11,6 +11,15 @@
 //!   3.3·2^25 / 3.3·2^24): every product column then stays below 2^63.
 //! - [`Fe::add`], [`Fe::sub`], [`Fe::neg`] do not carry; their results only feed the above.
 //!
+//! Debug builds (and the tests, which run with debug assertions: `make unit` also runs them
+//! at release optimisation) assert these bounds at run time: the reduced output of the carry
+//! chain, the inputs of [`Fe::square`] and [`Fe::square2`], and the results of [`Fe::add`],
+//! [`Fe::sub`], [`Fe::neg`] (within the product-input bound). [`Fe::mul`] is generated, so
+//! its inputs are asserted where they are made: every `Fe` is a constant, a `from_bytes`
+//! value (limbs < 2^26 / 2^25), a carry-chain output or one of those three lazy results.
+//! `scripts/limb_bounds.py` re-derives the bounds (no i64 column overflows, the outputs are
+//! reduced) by interval analysis of this code and of `field/generated.rs`.
+//!
 //! The multiplication and squaring column bodies and the constants ([`D`], [`D2`],
 //! [`SQRT_M1`], [`BASE_X`], [`BASE_Y`]) are in `field/generated.rs`, written by
 //! `scripts/gen-fe25519.py` (rule: ×19 where the limb indices wrap past 10, ×2 where both are
@@ -38,6 +47,22 @@ const LIMBS: [(u32, u32); 10] = [
     (204, 26),
     (230, 25),
 ];
+
+/// The bounds of the contract as multiples of 2^25 (even limbs) and 2^24 (odd limbs), in
+/// hundredths: a reduced element, and an input of a product (up to three reduced terms).
+#[cfg(debug_assertions)]
+const REDUCED_PERCENT: i64 = 101;
+#[cfg(debug_assertions)]
+const PRODUCT_INPUT_PERCENT: i64 = 330;
+
+/// Every limb within `percent`/100 of 2^25 (even limbs) or 2^24 (odd limbs).
+#[cfg(debug_assertions)]
+fn within(limbs: &[i32; 10], percent: i64) -> bool {
+    limbs
+        .iter()
+        .enumerate()
+        .all(|(i, &x)| 100 * i64::from(x).abs() <= percent << (25 - i % 2))
+}
 
 impl Fe {
     pub const ZERO: Fe = Fe([0; 10]);
@@ -118,6 +143,8 @@ impl Fe {
         for (x, y) in r.iter_mut().zip(rhs.0.iter()) {
             *x += *y;
         }
+        #[cfg(debug_assertions)]
+        debug_assert!(within(&r, PRODUCT_INPUT_PERCENT), "add: lazy result bound");
         Fe(r)
     }
 
@@ -126,10 +153,17 @@ impl Fe {
         for (x, y) in r.iter_mut().zip(rhs.0.iter()) {
             *x -= *y;
         }
+        #[cfg(debug_assertions)]
+        debug_assert!(within(&r, PRODUCT_INPUT_PERCENT), "sub: lazy result bound");
         Fe(r)
     }
 
     pub fn neg(&self) -> Fe {
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            within(&self.0, PRODUCT_INPUT_PERCENT),
+            "neg: lazy result bound"
+        );
         Fe(self.0.map(|x| -x))
     }
 
@@ -179,18 +213,28 @@ impl Fe {
         c = (h0 + (1 << 25)) >> 26;
         h1 += c;
         h0 -= c << 26;
-        Fe([h0, h1, h2, h3, h4, h5, h6, h7, h8, h9].map(|x| x as i32))
+        let r = [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9].map(|x| x as i32);
+        #[cfg(debug_assertions)]
+        debug_assert!(within(&r, REDUCED_PERCENT), "carry: reduced output bound");
+        Fe(r)
     }
 
     /// self² (reduced).
     #[inline]
     pub fn square(&self) -> Fe {
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            within(&self.0, PRODUCT_INPUT_PERCENT),
+            "square: input bound"
+        );
         Fe::carry_wide(self.square_columns())
     }
 
     /// 2·self² (reduced). The input must be reduced (the doubled columns then stay < 2^63).
     #[inline]
     pub fn square2(&self) -> Fe {
+        #[cfg(debug_assertions)]
+        debug_assert!(within(&self.0, REDUCED_PERCENT), "square2: input bound");
         Fe::carry_wide(self.square_columns().map(|h| 2 * h))
     }
 

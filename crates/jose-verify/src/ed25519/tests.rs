@@ -209,3 +209,53 @@ fn non_canonical_encodings_decode_as_their_canonical_twin() {
     assert_eq!((decoded, large), (24, 20));
 }
 
+// ---------------------------------------------------------------------------------------------
+// the limb-bound assertions are live in this build (debug assertions: `cargo test`, and the
+// release-optimised run of `make unit`); each fires one step beyond its bound. (The carry
+// chain's reduced-output check cannot be made to fire: its input would overflow i64 first.)
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(debug_assertions)]
+mod bound_assertions {
+    use super::Fe;
+
+    /// Every limb at `percent`/100 of 2^25 (even) or 2^24 (odd), rounded up.
+    fn at(percent: i64) -> Fe {
+        Fe(std::array::from_fn(|i| {
+            ((percent << (25 - i % 2)) as f64 / 100.0).ceil() as i32
+        }))
+    }
+
+    #[test]
+    fn at_the_bounds_nothing_fires() {
+        let r = at(101).sub(&Fe([1; 10])); // exactly within 1.01
+        let _ = r.square2();
+        let t = at(330).sub(&Fe([1; 10]));
+        let _ = t.square().mul(&t);
+        let _ = at(109).add(&at(109)).add(&at(109)).neg();
+    }
+
+    #[test]
+    #[should_panic(expected = "square2: input bound")]
+    fn square2_input() {
+        let _ = at(101).add(&Fe([1; 10])).square2();
+    }
+
+    #[test]
+    #[should_panic(expected = "square: input bound")]
+    fn square_input() {
+        let _ = Fe(at(330).0.map(|x| x + 1)).square();
+    }
+
+    #[test]
+    #[should_panic(expected = "add: lazy result bound")]
+    fn add_result() {
+        let _ = at(200).add(&at(131));
+    }
+
+    #[test]
+    #[should_panic(expected = "sub: lazy result bound")]
+    fn sub_result() {
+        let _ = at(200).sub(&at(131).neg());
+    }
+}

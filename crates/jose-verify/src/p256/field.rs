@@ -21,7 +21,12 @@
 //!   [0, 2^24), and V ∈ (−2^229, 2^256 + 2^229) ("class W").
 //! - [`Fe::is_zero`] needs |V| < 3p.
 //!
-//! Debug builds assert the multiplication and `is_zero` preconditions at run time.
+//! Debug builds (and the tests, which run with debug assertions: `make unit` also runs them
+//! at release optimisation) assert at run time the preconditions of the multiplication,
+//! [`Fe::weak`] and [`Fe::is_zero`], and the classes of their results (M, W).
+//! `scripts/limb_bounds.py` re-derives these bounds by interval analysis of this code (no i64
+//! overflow in any column or reduction step, outputs in class M / W) and checks the bounds
+//! every product and reduction in `point.rs` relies on.
 
 use super::field32::{limbs_from_be, limbs_to_be, lt};
 
@@ -161,6 +166,38 @@ fn check_mul(a: &[i64; 9], b: &[i64; 9]) {
     );
 }
 
+/// Class M (a product): limbs 0..7 in [0, 2^29), V ∈ [0, T). (V < T is checked in floating
+/// point, with a relative slack of 2^-40 for its rounding.)
+#[cfg(debug_assertions)]
+fn check_class_m(r: &[i64; 9]) {
+    debug_assert!(
+        r.iter().take(8).all(|&x| (0..1 << 29).contains(&x)) && r.get(8) >= Some(&0),
+        "mul: class M limbs"
+    );
+    debug_assert!(
+        approx(r) < 2f64.powf(257.5) * (1.0 + 2f64.powi(-40)),
+        "mul: class M value"
+    );
+}
+
+/// Class W (a `weak` result): limbs 0..7 in (−0.09, 1.09)·2^29, the top limb in [0, 2^24),
+/// V ∈ (−2^229, 2^256 + 2^229).
+#[cfg(debug_assertions)]
+fn check_class_w(r: &[i64; 9]) {
+    debug_assert!(
+        r.iter()
+            .take(8)
+            .all(|&x| -9 << 29 < 100 * x && 100 * x < 109 << 29)
+            && r.get(8).is_some_and(|t| (0..1 << 24).contains(t)),
+        "weak: class W limbs"
+    );
+    let v = approx(r);
+    debug_assert!(
+        -(2f64.powi(229)) < v && v < 2f64.powi(256) + 2f64.powi(229),
+        "weak: class W value"
+    );
+}
+
 impl Fe {
     pub const ZERO: Fe = Fe([0; 9]);
     pub const ONE: Fe = Fe(ONE_M);
@@ -270,7 +307,7 @@ impl Fe {
         let [l0, l1, l2, l3, l4, l5, l6, l7, l8] = carry(&self.0);
         // l8 holds bits ≥ 232 of V; h = ⌊V / 2^256⌋, |h| ≤ 2^4.5.
         let h = l8 >> 24;
-        Fe([
+        let r = [
             l0 + h,
             l1,
             l2,
@@ -280,7 +317,10 @@ impl Fe {
             l6 - (h << 18),
             l7 + (h << 21),
             l8 & ((1 << 24) - 1),
-        ])
+        ];
+        #[cfg(debug_assertions)]
+        check_class_w(&r);
+        Fe(r)
     }
 
     /// Montgomery product a·b/R (see the bounds in the module docs). Kept out of line on
@@ -290,7 +330,10 @@ impl Fe {
     pub fn mul(&self, b: &Fe) -> Fe {
         #[cfg(debug_assertions)]
         check_mul(&self.0, &b.0);
-        Fe(mont_mul(&self.0, &b.0))
+        let r = mont_mul(&self.0, &b.0);
+        #[cfg(debug_assertions)]
+        check_class_m(&r);
+        Fe(r)
     }
 
     /// Montgomery square a²/R (out of line, as [`Fe::mul`]).
@@ -298,7 +341,10 @@ impl Fe {
     pub fn sqr(&self) -> Fe {
         #[cfg(debug_assertions)]
         check_mul(&self.0, &self.0);
-        Fe(mont_sqr(&self.0))
+        let r = mont_sqr(&self.0);
+        #[cfg(debug_assertions)]
+        check_class_m(&r);
+        Fe(r)
     }
 
     /// Repeated squaring.

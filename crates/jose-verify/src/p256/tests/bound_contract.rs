@@ -171,3 +171,48 @@ fn point_formulas_with_extreme_representatives() {
         assert!(j.add_affine(&pa.neg()).to_affine().is_none());
     }
 }
+
+/// The bound assertions are live in this build (debug assertions: `cargo test`, and the
+/// release-optimised run of `make unit`); each fires just beyond its bound. (The class M and
+/// W checks of the results cannot be made to fire from inputs within the preconditions.)
+#[cfg(debug_assertions)]
+mod bound_assertions {
+    use super::Fe;
+
+    #[test]
+    fn at_the_bounds_nothing_fires() {
+        // w = 1.87 each (w² ≈ 3.497), |V| small
+        let a = Fe([1_003_948_604, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let _ = a.mul(&a).weak().is_zero();
+        // |V| just below 8T for weak, 2.95·2^256 for is_zero
+        let _ = Fe([0, 0, 0, 0, 0, 0, 0, 0, 379_625_061]).weak();
+        let _ = Fe([0, 0, 0, 0, 0, 0, 0, 0, 49_492_787]).is_zero();
+    }
+
+    #[test]
+    #[should_panic(expected = "mul limb bound")]
+    fn mul_limbs() {
+        let a = Fe([1_004_800_000, 0, 0, 0, 0, 0, 0, 0, 0]); // w ≈ 1.8716: w² > 3.5
+        let _ = a.sqr();
+    }
+
+    #[test]
+    #[should_panic(expected = "mul value bound")]
+    fn mul_value() {
+        // limbs small, |V| ≈ 2^258.4 each: v² ≈ 3.6 > 3.3
+        let a = Fe([0, 0, 0, 0, 0, 0, 0, 0, 89_000_000]);
+        let _ = a.mul(&a);
+    }
+
+    #[test]
+    #[should_panic(expected = "weak bound")]
+    fn weak_input() {
+        let _ = Fe([0, 0, 0, 0, 0, 0, 0, 0, 379_625_063]).weak();
+    }
+
+    #[test]
+    #[should_panic(expected = "is_zero bound")]
+    fn is_zero_input() {
+        let _ = Fe([0, 0, 0, 0, 0, 0, 0, 0, 49_492_788]).is_zero();
+    }
+}
