@@ -37,6 +37,8 @@ pub struct Request<'a> {
     /// `introspection` mode: the VM's cache of answers (and the answer just received).
     /// `None` in that mode: the token cannot be checked (`token-check-unavailable`).
     pub introspection: Option<IntrospectionView<'a>>,
+    /// `keys` mode with `jwks_uri`: the keys fetched so far (`None`: none can be).
+    pub remote_jwks: Option<&'a crate::jwks::RemoteJwks>,
     pub now: i64,
 }
 
@@ -59,6 +61,9 @@ pub enum Decision {
     /// `introspection` mode: ask the authorization server about this token, then decide again
     /// with its answer ([`IntrospectionView::fresh`]).
     Introspect(String),
+    /// `keys` mode with `jwks_uri`: the token's `kid` is unknown; fetch the JWKS, then decide
+    /// again.
+    RefreshJwks,
 }
 
 /// The request's target URI for the `htu` check, for a request with this method, authority
@@ -227,13 +232,28 @@ fn decide_inner(
         Some(c) => match cfg.access_token.verify {
             VerifyMode::Upstream => token::inspect_unverified(c.token)?.jkt,
             VerifyMode::Keys => {
-                token::verify(
+                let remote = req.remote_jwks.map_or(&[][..], |r| r.keys.as_slice());
+                match token::verify(
                     c.token,
                     &cfg.access_token,
+                    remote,
                     req.now,
                     settings.proof.clock_skew,
-                )?
-                .jkt
+                ) {
+                    Ok(info) => info.jkt,
+                    Err(R::TokenKeyUnknown) if cfg.access_token.jwks_uri.is_some() => {
+                        return match req.remote_jwks {
+                            // nothing fetched yet: the check cannot be made
+                            Some(r) if r.fetched_at.is_none() => Err(R::TokenCheckFailed),
+                            None => Err(R::TokenCheckFailed),
+                            Some(r) if r.may_refresh_for_unknown_kid(req.now) => {
+                                Ok(Decision::RefreshJwks)
+                            }
+                            Some(_) => Err(R::TokenKeyUnknown),
+                        };
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             VerifyMode::JwtAuthn => match req.jwt_authn {
                 Some(v) if v.payload_present => v.jkt.clone(),
@@ -382,7 +402,7 @@ pub fn decide_gathered(
     now: i64,
     cache: &mut KeyCache,
 ) -> Decision {
-    check_gathered(cfg, h, jwt_authn, None, now, cache).decision
+    check_gathered(cfg, h, jwt_authn, None, None, now, cache).decision
 }
 
 /// [`decide_gathered`] with what the response needs (shadow mode, nonce, challenge): what the
@@ -392,6 +412,7 @@ pub fn check_gathered(
     h: &crate::headers::RequestHeaders<'_>,
     jwt_authn: Option<&JwtAuthnView>,
     introspection: Option<IntrospectionView<'_>>,
+    remote_jwks: Option<&crate::jwks::RemoteJwks>,
     now: i64,
     cache: &mut KeyCache,
 ) -> Checked {
@@ -443,6 +464,7 @@ pub fn check_gathered(
         authorization: &h.authorization,
         jwt_authn,
         introspection,
+        remote_jwks,
         now,
     };
     check_cached(cfg, &req, route, origin.as_deref(), cache)

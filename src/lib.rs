@@ -11,6 +11,7 @@ pub mod htu;
 pub mod introspection;
 pub mod jose;
 pub mod json;
+pub mod jwks;
 pub mod metadata;
 pub mod nonce;
 pub mod origin;

@@ -34,6 +34,8 @@ pub struct AccessTokenConfig {
     pub payload_key: String,
     /// `introspection` mode's settings.
     pub introspection: Option<crate::introspection::IntrospectionConfig>,
+    /// `keys` mode: a JWKS URI fetched by the filter ([`crate::jwks`]).
+    pub jwks_uri: Option<crate::jwks::JwksSource>,
 }
 
 impl AccessTokenConfig {
@@ -47,6 +49,10 @@ impl AccessTokenConfig {
         "metadata_namespace",
         "payload_key",
         "introspection",
+        "jwks_uri",
+        "jwks_cluster",
+        "jwks_authority",
+        "jwks_refresh_seconds",
     ];
 
     /// Reads and validates the `access_token` section (absent: all defaults).
@@ -77,18 +83,19 @@ impl AccessTokenConfig {
             None => Vec::new(),
             Some(set) => read_jwks(&s.key("jwks"), set)?,
         };
-        let keyed = hs256_secret.is_some() || !jwks.is_empty();
+        let jwks_uri = crate::jwks::JwksSource::read(s)?;
+        let keyed = hs256_secret.is_some() || !jwks.is_empty() || jwks_uri.is_some();
         match verify {
             VerifyMode::Keys if !keyed => {
                 return err(
                     &s.key("verify"),
-                    "\"keys\" needs access_token.hs256_secret or access_token.jwks",
+                    "\"keys\" needs access_token.hs256_secret, access_token.jwks or access_token.jwks_uri",
                 )
             }
             VerifyMode::Upstream | VerifyMode::JwtAuthn | VerifyMode::Introspection if keyed => {
                 return err(
                     &s.key("verify"),
-                    "hs256_secret/jwks are only used with verify = \"keys\"",
+                    "hs256_secret/jwks/jwks_uri are only used with verify = \"keys\"",
                 )
             }
             _ => {}
@@ -125,6 +132,7 @@ impl AccessTokenConfig {
             metadata_namespace: non_empty("metadata_namespace", "envoy.filters.http.jwt_authn")?,
             payload_key: non_empty("payload_key", "payload")?,
             introspection,
+            jwks_uri,
         })
     }
 }
@@ -256,6 +264,7 @@ pub fn inspect_unverified(token: &str) -> Result<TokenInfo, DenyReason> {
 pub fn verify(
     token: &str,
     cfg: &AccessTokenConfig,
+    remote_keys: &[(Option<String>, PublicJwk)],
     now: i64,
     clock_skew: i64,
 ) -> Result<TokenInfo, DenyReason> {
@@ -286,6 +295,7 @@ pub fn verify(
         let mut candidates = cfg
             .jwks
             .iter()
+            .chain(remote_keys)
             .filter(|(k, _)| kid.is_none() || k.as_deref() == kid)
             .filter(|(_, key)| key.accepts(alg))
             .take(4)

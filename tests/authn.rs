@@ -244,6 +244,7 @@ fn replay_entry_outlives_the_acceptance_window() {
                 authorization: &[],
                 jwt_authn: None,
                 introspection: None,
+                remote_jwks: None,
                 now,
             };
             decide(&c, &req)

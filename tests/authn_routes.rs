@@ -165,7 +165,7 @@ fn shadow_mode_comes_from_the_rule_else_the_top_level() {
             (b":scheme", b"https"),
         ];
         let h = gather(&pairs, "x-dpop-jkt");
-        check_gathered(&c, &h, None, None, NOW, &mut KeyCache::disabled())
+        check_gathered(&c, &h, None, None, None, NOW, &mut KeyCache::disabled())
     };
     let shadowed = check("/api");
     assert!(shadowed.shadow);
@@ -180,6 +180,14 @@ fn shadow_mode_comes_from_the_rule_else_the_top_level() {
     let disabled = cfg(r#"{"enabled": false, "shadow": true}"#);
     let pairs: Vec<(&[u8], &[u8])> = vec![(b":path", b"/x")];
     let h = gather(&pairs, "x-dpop-jkt");
-    let d = check_gathered(&disabled, &h, None, None, NOW, &mut KeyCache::disabled());
+    let d = check_gathered(
+        &disabled,
+        &h,
+        None,
+        None,
+        None,
+        NOW,
+        &mut KeyCache::disabled(),
+    );
     assert_eq!((d.decision, d.shadow), (Decision::Pass, false));
 }

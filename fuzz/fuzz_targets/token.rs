@@ -29,5 +29,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = token::extract(&[data, b"Bearer x"]);
     let _ = token::inspect_unverified(&text);
-    let _ = token::verify(&text, &keys_config().access_token, 1_700_000_000, 60);
+    let _ = token::verify(&text, &keys_config().access_token, &[], 1_700_000_000, 60);
 });

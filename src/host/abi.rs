@@ -22,6 +22,7 @@ const MAP_REQUEST_HEADERS: u32 = 0;
 const MAP_RESPONSE_HEADERS: u32 = 2;
 const MAP_HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
+const BUFFER_HTTP_CALL_RESPONSE_BODY: u32 = 4;
 const STREAM_HTTP_REQUEST: u32 = 0;
 const METRIC_COUNTER: u32 = 0;
 const METRIC_GAUGE: u32 = 1;
@@ -88,6 +89,7 @@ extern "C" {
         cas: u32,
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -161,6 +163,27 @@ pub fn plugin_configuration(expected: usize) -> Result<Vec<u8>, Status> {
     } {
         OK => Ok(unsafe { owned(data, size) }),
         NOT_FOUND if expected == 0 => Ok(Vec::new()),
+        s => Err(s),
+    }
+}
+
+/// The body of the HTTP callout response being delivered (at most `max` bytes). `Ok(empty)`
+/// when there is none.
+pub fn http_call_response_body(max: usize) -> Result<Vec<u8>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    match unsafe {
+        proxy_get_buffer_bytes(BUFFER_HTTP_CALL_RESPONSE_BODY, 0, max, &mut data, &mut size)
+    } {
+        OK => Ok(unsafe { owned(data, size) }),
+        NOT_FOUND => Ok(Vec::new()),
+        s => Err(s),
+    }
+}
+
+/// Asks for `proxy_on_tick` every `ms` milliseconds (0 stops it).
+pub fn set_tick_period(ms: u32) -> Result<(), Status> {
+    match unsafe { proxy_set_tick_period_milliseconds(ms) } {
+        OK => Ok(()),
         s => Err(s),
     }
 }

@@ -54,6 +54,11 @@ pub(super) enum Stage {
         token: u32,
         hash: [u8; 32],
     },
+    /// Waiting for the JWKS fetched because the token's `kid` was unknown; then the request is
+    /// decided again.
+    AwaitingJwks {
+        token: u32,
+    },
     Done,
 }
 
@@ -208,14 +213,18 @@ impl HttpContext for Filter {
 
     fn on_http_request_body(&mut self, _: usize, _: bool) -> Action {
         match self.stage {
-            Stage::AwaitingReplay { .. } | Stage::AwaitingIntrospection { .. } => Action::Pause,
+            Stage::AwaitingReplay { .. }
+            | Stage::AwaitingIntrospection { .. }
+            | Stage::AwaitingJwks { .. } => Action::Pause,
             _ => Action::Continue,
         }
     }
 
     fn on_http_request_trailers(&mut self, _: usize) -> Action {
         match self.stage {
-            Stage::AwaitingReplay { .. } | Stage::AwaitingIntrospection { .. } => Action::Pause,
+            Stage::AwaitingReplay { .. }
+            | Stage::AwaitingIntrospection { .. }
+            | Stage::AwaitingJwks { .. } => Action::Pause,
             _ => Action::Continue,
         }
     }
@@ -297,19 +306,29 @@ impl Filter {
                 cache: &token_cache,
                 fresh: fresh.as_ref().map(|(h, a)| (h, a)),
             });
+        let remote_jwks = shared.remote_jwks.borrow();
+        let remote = cfg.access_token.jwks_uri.as_ref().map(|_| &*remote_jwks);
         let checked = match shared.key_cache.try_borrow_mut() {
-            Ok(mut cache) => {
-                authn::check_gathered(cfg, &h, jwt_view.as_ref(), introspection, now, &mut cache)
-            }
+            Ok(mut cache) => authn::check_gathered(
+                cfg,
+                &h,
+                jwt_view.as_ref(),
+                introspection,
+                remote,
+                now,
+                &mut cache,
+            ),
             Err(_) => authn::check_gathered(
                 cfg,
                 &h,
                 jwt_view.as_ref(),
                 introspection,
+                remote,
                 now,
                 &mut KeyCache::disabled(),
             ),
         };
+        drop(remote_jwks);
         drop(token_cache);
         if checked.introspection_cache_hit {
             bump(shared.metrics.introspection_cache_hits);
@@ -323,6 +342,7 @@ impl Filter {
             Decision::Pass => self.finish(Ending::Pass, &reply, now),
             Decision::Metadata(doc) => self.metadata(&doc, &reply, now),
             Decision::Introspect(token) => self.introspect(&token, &reply, now),
+            Decision::RefreshJwks => self.refresh_jwks(now),
             Decision::Deny(reason) => self.finish(Ending::Deny { reason, key: None }, &reply, now),
             Decision::Allow {
                 jkt,

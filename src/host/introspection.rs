@@ -93,16 +93,21 @@ impl Filter {
         if let Err(code) = &status {
             self.host_error("get_header_map_value", *code);
         }
-        let body = if body_size > introspection::MAX_REPLY_BYTES {
-            None
-        } else {
-            self.get_http_call_response_body(0, body_size)
+        // A reply over the cap is read truncated and then fails to parse: inactive.
+        let body =
+            match abi::http_call_response_body(body_size.min(introspection::MAX_REPLY_BYTES + 1)) {
+                Ok(b) => Some(b),
+                Err(code) => {
+                    self.host_error("get_buffer_bytes", code);
+                    None
+                }
+            };
+        let answer = match body {
+            Some(body) => {
+                introspection::parse_reply(status.ok().flatten().as_deref(), &body, now_secs())
+            }
+            None => Answer::Unavailable,
         };
-        let answer = introspection::parse_reply(
-            status.ok().flatten().as_deref(),
-            body.as_deref().unwrap_or_default(),
-            now_secs(),
-        );
         if answer == Answer::Unavailable {
             log::warn!("dpop_guard: introspection failed (unreachable, timeout or non-200 answer)");
         }

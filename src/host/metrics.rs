@@ -18,6 +18,8 @@ pub(super) struct Metrics {
     pub(super) introspection_requests: u32,
     pub(super) introspection_cache_hits: u32,
     pub(super) introspection_errors: u32,
+    pub(super) jwks_fetches: u32,
+    pub(super) jwks_errors: u32,
 }
 
 pub(super) fn counter(name: &str) -> u32 {
@@ -50,6 +52,8 @@ impl Metrics {
             introspection_requests: counter("dpop_guard.introspection.requests"),
             introspection_cache_hits: counter("dpop_guard.introspection.cache_hits"),
             introspection_errors: counter("dpop_guard.introspection.errors"),
+            jwks_fetches: counter("dpop_guard.jwks.fetches"),
+            jwks_errors: counter("dpop_guard.jwks.errors"),
         }
     }
 

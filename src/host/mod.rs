@@ -3,9 +3,10 @@
 
 use crate::config::{Config, ReplayConfig};
 use crate::introspection::TokenCache;
+use crate::jwks::RemoteJwks;
 use crate::proof::KeyCache;
 use crate::replay::LocalReplayStore;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::traits::{HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,6 +15,7 @@ mod abi;
 mod crypto;
 mod filter;
 mod introspection;
+mod jwks;
 mod metrics;
 mod profile;
 mod replay;
@@ -40,14 +42,16 @@ struct Shared {
     key_cache: RefCell<KeyCache>,
     /// Introspection answers by token hash (`introspection` mode; empty otherwise).
     token_cache: RefCell<TokenCache>,
+    /// Keys fetched from `access_token.jwks_uri` (empty otherwise).
+    remote_jwks: RefCell<RemoteJwks>,
 }
 
 #[derive(Default)]
 struct Root {
     shared: Option<Rc<Shared>>,
+    /// The JWKS fetch in flight (its callout token).
+    jwks_call: Option<u32>,
 }
-
-impl Context for Root {}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _: usize) -> bool {
@@ -90,6 +94,7 @@ impl RootContext for Root {
             ReplayConfig::Remote { .. } => None,
         };
         log::info!("dpop_guard configured: {}", cfg.summary());
+        let shared_jwks_uri = cfg.access_token.jwks_uri.clone();
         let cfg_introspection_entries = cfg
             .access_token
             .introspection
@@ -105,8 +110,24 @@ impl RootContext for Root {
             local,
             key_cache: RefCell::new(KeyCache::new(KEY_CACHE_ENTRIES)),
             token_cache: RefCell::new(TokenCache::new(cfg_introspection_entries)),
+            remote_jwks: RefCell::new(RemoteJwks::default()),
         }));
+        if let Some(src) = &shared_jwks_uri {
+            // The first fetch goes out on the first tick; until one succeeds, requests that
+            // need a remote key get token-check-unavailable.
+            if let Err(status) = abi::set_tick_period(1000) {
+                log::error!(
+                    "dpop_guard: cannot set a tick period for the JWKS fetch of {} (host status {status})",
+                    src.uri
+                );
+                return false;
+            }
+        }
         true
+    }
+
+    fn on_tick(&mut self) {
+        self.jwks_tick();
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {

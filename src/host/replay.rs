@@ -27,9 +27,12 @@ impl SharedKv for HostKv {
 
 impl Context for Filter {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
-        if matches!(self.stage, Stage::AwaitingIntrospection { .. }) {
-            self.on_introspection_reply(token_id, body_size);
-            return;
+        match self.stage {
+            Stage::AwaitingIntrospection { .. } => {
+                return self.on_introspection_reply(token_id, body_size)
+            }
+            Stage::AwaitingJwks { .. } => return self.on_jwks_reply(token_id),
+            _ => {}
         }
         let Stage::AwaitingReplay { token, key, reply } =
             std::mem::replace(&mut self.stage, Stage::Done)

@@ -63,6 +63,7 @@ pub fn run(
         authorization: &authz,
         jwt_authn: jwt,
         introspection: None,
+        remote_jwks: None,
         now: NOW,
     };
     decide(cfg, &req)

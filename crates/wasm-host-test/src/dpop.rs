@@ -59,7 +59,7 @@ pub fn expected_verdict(d: &Decision) -> Verdict {
             slug: r.problem().slug().to_owned(),
         },
         // a callout to the authorization server: answered by the test, not predicted here
-        Decision::Introspect(_) => Verdict::Pending,
+        Decision::Introspect(_) | Decision::RefreshJwks => Verdict::Pending,
         // the RFC 9728 document: JSON without a problem type
         Decision::Metadata(_) => Verdict::Reply {
             status: 200,

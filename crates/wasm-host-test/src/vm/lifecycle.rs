@@ -150,6 +150,13 @@ impl Vm {
 
     /// Call an export of the guest with i32 arguments (i64 parameters get the value widened).
     /// `Ok(None)`: not exported, or returns nothing.
+    /// `proxy_on_tick` on the root context, as Envoy delivers the timer.
+    pub fn tick(&mut self) -> Result<(), Trap> {
+        let root = self.root;
+        self.call_in(root, "proxy_on_tick", &[root as i32])
+            .map(|_| ())
+    }
+
     pub fn call(&mut self, name: &str, args: &[i32]) -> Result<Option<i64>, Trap> {
         let ctx = self.host().current_context;
         self.call_in(ctx, name, args)

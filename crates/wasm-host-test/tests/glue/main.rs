@@ -13,6 +13,7 @@ mod faults;
 mod handoff;
 mod host_crypto;
 mod introspection;
+mod jwks;
 mod malformed;
 mod many_apis;
 mod non_utf8;
