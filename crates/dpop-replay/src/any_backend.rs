@@ -21,6 +21,16 @@ impl ReplayBackend for AnyBackend {
         }
     }
 
+    async fn check_and_set_many(
+        &self,
+        entries: &[(ReplayKey, u32)],
+    ) -> Result<Vec<bool>, StoreError> {
+        match self {
+            Self::Memory(m) => m.check_and_set_many(entries).await,
+            Self::Redis(r) => r.check_and_set_many(entries).await,
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Self::Memory(m) => m.ping().await,

@@ -44,6 +44,23 @@ pub trait ReplayBackend: Send + Sync + 'static {
         ttl_secs: u32,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// [`ReplayBackend::check_and_set`] for many keys in one round trip where the store allows
+    /// (a Redis pipeline). One verdict per entry, in order; any store error fails the whole
+    /// batch (the caller then treats every entry as unchecked). Each key still gets its own
+    /// atomic `SET NX`: exactly-once is unchanged.
+    fn check_and_set_many(
+        &self,
+        entries: &[(ReplayKey, u32)],
+    ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(entries.len());
+            for (key, ttl) in entries {
+                out.push(self.check_and_set(key, *ttl).await?);
+            }
+            Ok(out)
+        }
+    }
+
     /// Does the store answer? (`/readyz`)
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -46,6 +46,8 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_ns: AtomicU64,
     count: AtomicU64,
+    batches: AtomicU64,
+    batch_entries: AtomicU64,
 }
 
 impl Metrics {
@@ -58,6 +60,15 @@ impl Metrics {
             Outcome::Error => &self.error,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one `/v1/replay/batch` request with `entries` valid entries.
+    pub fn batch(&self, entries: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batch_entries.fetch_add(
+            u64::try_from(entries).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Counts one failed store operation (a check or a readiness ping).
@@ -149,6 +160,22 @@ impl Metrics {
             sum_ns % 1_000_000_000
         );
         let _ = writeln!(out, "dpop_replay_check_duration_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "# HELP dpop_replay_batches_total Requests to /v1/replay/batch (their entries are also in dpop_replay_checks_total)."
+        );
+        let _ = writeln!(out, "# TYPE dpop_replay_batches_total counter");
+        let _ = writeln!(out, "dpop_replay_batches_total {}", ld(&self.batches));
+        let _ = writeln!(
+            out,
+            "# HELP dpop_replay_batch_entries_total Valid entries received in batches (entries / batches = mean batch size)."
+        );
+        let _ = writeln!(out, "# TYPE dpop_replay_batch_entries_total counter");
+        let _ = writeln!(
+            out,
+            "dpop_replay_batch_entries_total {}",
+            ld(&self.batch_entries)
+        );
         out
     }
 }

@@ -143,21 +143,83 @@ impl RedisBackend {
     }
 }
 
+fn set_nx(key: &ReplayKey, ttl_secs: u32) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key.as_str())
+        .arg(1u8)
+        .arg("NX")
+        .arg("EX")
+        .arg(ttl_secs.max(1));
+    cmd
+}
+
+/// A `SET .. NX` reply: stored (fresh) or not (replay).
+fn set_nx_verdict(v: Value) -> Result<bool, StoreError> {
+    match v {
+        Value::Okay => Ok(true),
+        Value::SimpleString(s) if s == "OK" => Ok(true),
+        Value::Nil => Ok(false),
+        Value::ServerError(e) => Err(StoreError::Unavailable(format!("{:?}", e.kind()))),
+        _ => Err(StoreError::UnexpectedReply),
+    }
+}
+
 impl ReplayBackend for RedisBackend {
     async fn check_and_set(&self, key: &ReplayKey, ttl_secs: u32) -> Result<bool, StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key.as_str())
-            .arg(1u8)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl_secs.max(1));
-        match self.run(&cmd).await? {
-            Value::Okay => Ok(true),
-            Value::SimpleString(s) if s == "OK" => Ok(true),
-            Value::Nil => Ok(false),
-            Value::ServerError(e) => Err(StoreError::Unavailable(format!("{:?}", e.kind()))),
-            _ => Err(StoreError::UnexpectedReply),
+        set_nx_verdict(self.run(&set_nx(key, ttl_secs)).await?)
+    }
+
+    /// Single node: one pipeline (no `MULTI`: each `SET NX` is atomic on its own, and a
+    /// transaction would only add a round of queuing). Cluster: the commands are sent
+    /// concurrently on the multiplexed cluster connection, which routes each by its slot and
+    /// pipelines per node.
+    async fn check_and_set_many(
+        &self,
+        entries: &[(ReplayKey, u32)],
+    ) -> Result<Vec<bool>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
         }
+        let fut = async {
+            match &self.conn {
+                Conn::Single(c) => {
+                    let mut pipe = redis::pipe();
+                    for (key, ttl) in entries {
+                        pipe.add_command(set_nx(key, *ttl));
+                    }
+                    let values: Vec<Value> = pipe
+                        .query_async(&mut c.clone())
+                        .await
+                        .map_err(|e| map_err(&e))?;
+                    Ok(values)
+                }
+                Conn::Cluster(c) => {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for (i, (key, ttl)) in entries.iter().enumerate() {
+                        let cmd = set_nx(key, *ttl);
+                        let mut conn = c.clone();
+                        tasks.spawn(async move { (i, cmd.query_async::<Value>(&mut conn).await) });
+                    }
+                    let mut values = vec![Value::Nil; entries.len()];
+                    while let Some(done) = tasks.join_next().await {
+                        let (i, v) = done.map_err(|_| StoreError::UnexpectedReply)?;
+                        let v = v.map_err(|e| map_err(&e))?;
+                        if let Some(slot) = values.get_mut(i) {
+                            *slot = v;
+                        }
+                    }
+                    Ok(values)
+                }
+            }
+        };
+        let values = match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r?,
+            Err(_) => return Err(StoreError::Timeout),
+        };
+        if values.len() != entries.len() {
+            return Err(StoreError::UnexpectedReply);
+        }
+        values.into_iter().map(set_nx_verdict).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -24,6 +24,10 @@ use crate::metrics::{Metrics, Outcome};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024;
+/// Largest accepted batch body (`/v1/replay/batch`).
+pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024;
+/// Most entries in one batch.
+pub const MAX_BATCH_ENTRIES: usize = 256;
 /// An over-long body is still read and discarded up to this many bytes (within
 /// [`DRAIN_TIME`]) so the client reliably sees the 400 instead of a connection reset.
 const DRAIN_MAX_BYTES: u64 = 2 * 1024 * 1024;
@@ -126,8 +130,8 @@ async fn drain(mut body: Body) {
     .await;
 }
 
-/// Collects at most `MAX_BODY_BYTES`; one-frame bodies are not copied.
-async fn read_body(mut body: Body) -> Result<Bytes, BodyError> {
+/// Collects at most `limit` bytes; one-frame bodies are not copied.
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
     let mut total = 0usize;
@@ -137,14 +141,14 @@ async fn read_body(mut body: Body) -> Result<Bytes, BodyError> {
             continue; // trailers
         };
         total += data.len();
-        if total > MAX_BODY_BYTES {
+        if total > limit {
             drain(body).await;
             return Err(BodyError::TooLarge);
         }
         match first.take() {
             None if rest.is_empty() => first = Some(data),
             Some(f) => {
-                rest.reserve(MAX_BODY_BYTES);
+                rest.reserve(limit.min(MAX_BATCH_BODY_BYTES));
                 rest.extend_from_slice(&f);
                 rest.extend_from_slice(&data);
             }
@@ -177,7 +181,7 @@ async fn replay<B: ReplayBackend>(State(st): State<Arc<AppState<B>>>, req: Reque
         } // else: not worth reading; hyper closes the connection after the 400
         return bad(r#"{"error":"body larger than 1024 bytes"}"#);
     }
-    let bytes = match read_body(body).await {
+    let bytes = match read_body(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => return bad(r#"{"error":"body larger than 1024 bytes"}"#),
         Err(BodyError::Read) => return bad(r#"{"error":"could not read body"}"#),
@@ -236,6 +240,118 @@ async fn replay<B: ReplayBackend>(State(st): State<Arc<AppState<B>>>, req: Reque
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest<'a> {
+    #[serde(borrow)]
+    entries: Vec<BatchEntry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BatchEntry<'a> {
+    #[serde(borrow)]
+    key: Option<Cow<'a, str>>,
+    ttl: Option<serde_json::Value>,
+}
+
+/// `POST /v1/replay/batch` (README "Replay service"): `{"entries":[{"key","ttl"},...]}` →
+/// 200 `{"results":[201|409|400,...]}` in order, one store round trip for the valid entries. An
+/// entry with a bad key or ttl is 400 on its own; a store failure is 503 for the whole batch.
+async fn replay_batch<B: ReplayBackend>(
+    State(st): State<Arc<AppState<B>>>,
+    req: Request,
+) -> Response {
+    let bad = |msg: &'static str| {
+        st.metrics.count(Outcome::BadRequest);
+        json(status(replay_wire::status::BAD_REQUEST), msg)
+    };
+    let (parts, body) = req.into_parts();
+    if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
+        if !is_json(ct) {
+            drain(body).await;
+            return bad(r#"{"error":"content-type must be application/json"}"#);
+        }
+    }
+    if let Some(n) = declared_length(&parts.headers).filter(|n| *n > MAX_BATCH_BODY_BYTES as u64) {
+        if n <= DRAIN_MAX_BYTES {
+            drain(body).await;
+        }
+        return bad(r#"{"error":"body larger than 65536 bytes"}"#);
+    }
+    let bytes = match read_body(body, MAX_BATCH_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return bad(r#"{"error":"body larger than 65536 bytes"}"#),
+        Err(BodyError::Read) => return bad(r#"{"error":"could not read body"}"#),
+    };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return bad(r#"{"error":"body must be a JSON object"}"#);
+    }
+    let parsed: BatchRequest<'_> = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(_) => {
+            return bad(
+                r#"{"error":"body must be {\"entries\": [{\"key\": string, \"ttl\": integer}, ...]}"}"#,
+            )
+        }
+    };
+    if parsed.entries.is_empty() || parsed.entries.len() > MAX_BATCH_ENTRIES {
+        return bad(r#"{"error":"entries must hold 1 to 256 items"}"#);
+    }
+    // Validate each entry on its own: one bad entry does not sink the others.
+    let mut results: Vec<u16> = vec![replay_wire::status::BAD_REQUEST; parsed.entries.len()];
+    let mut valid: Vec<(usize, (ReplayKey, u32))> = Vec::with_capacity(parsed.entries.len());
+    for (i, e) in parsed.entries.iter().enumerate() {
+        let key = e.key.as_deref().and_then(ReplayKey::parse);
+        let ttl = e
+            .ttl
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|t| u32::try_from(t).ok())
+            .filter(|t| *t >= 1 && *t <= st.max_ttl);
+        match (key, ttl) {
+            (Some(k), Some(t)) => valid.push((i, (k, t))),
+            _ => st.metrics.count(Outcome::BadRequest),
+        }
+    }
+    let entries: Vec<(ReplayKey, u32)> = valid.iter().map(|(_, e)| *e).collect();
+    let start = Instant::now();
+    let verdicts = st.backend.check_and_set_many(&entries).await;
+    st.metrics.observe(start.elapsed());
+    st.metrics.batch(entries.len());
+    match verdicts {
+        Ok(v) => {
+            st.store_answered();
+            for ((i, _), fresh) in valid.iter().zip(v) {
+                let (code, outcome) = if fresh {
+                    (replay_wire::status::FRESH, Outcome::Fresh)
+                } else {
+                    (replay_wire::status::REPLAYED, Outcome::Replay)
+                };
+                st.metrics.count(outcome);
+                if let Some(slot) = results.get_mut(*i) {
+                    *slot = code;
+                }
+            }
+            let list: Vec<String> = results.iter().map(u16::to_string).collect();
+            respond(
+                StatusCode::OK,
+                JSON,
+                format!(r#"{{"results":[{}]}}"#, list.join(",")),
+            )
+        }
+        Err(e) => {
+            st.store_failed(&e);
+            for _ in &entries {
+                st.metrics.count(Outcome::Error);
+            }
+            json(
+                status(replay_wire::status::UNAVAILABLE),
+                r#"{"error":"replay store unavailable"}"#,
+            )
+        }
+    }
+}
+
 async fn healthz() -> Response {
     respond(StatusCode::OK, TEXT, "ok\n")
 }
@@ -261,6 +377,7 @@ async fn metrics<B: ReplayBackend>(State(st): State<Arc<AppState<B>>>) -> Respon
 pub fn router<B: ReplayBackend>(state: Arc<AppState<B>>) -> Router {
     Router::new()
         .route("/v1/replay", post(replay::<B>))
+        .route("/v1/replay/batch", post(replay_batch::<B>))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<B>))
         .route("/metrics", get(metrics::<B>))

@@ -497,3 +497,67 @@ async fn the_filters_request_parses_and_its_answers_read_back() {
     );
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_answers_each_entry_in_order() {
+    let srv = Server::start(&[]).await;
+    let (a, b) = (key("ba", 1), key("ba", 2));
+    assert_eq!(check(srv.addr, &a, 60).await.status, 201);
+    let (r, results) = common::batch(
+        srv.addr,
+        &[
+            (&a, 60),
+            (&b, 60),
+            ("dpop:jti:short", 60),
+            (&b, 60),
+            (&key("ba", 3), 0),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // a seen before; b fresh once, then a replay within the same batch; bad key; bad ttl
+    assert_eq!(results, vec![409, 201, 400, 409, 400]);
+    assert_eq!(check(srv.addr, &b, 60).await.status, 409);
+    let m = get(srv.addr, "/metrics").await.body;
+    assert_eq!(metric(&m, "dpop_replay_batches_total"), 1.0);
+    assert_eq!(metric(&m, "dpop_replay_batch_entries_total"), 3.0);
+    // malformed batches are refused whole
+    for body in [
+        &b"[]"[..],
+        br#"{"entries":[]}"#,
+        br#"{"entries":{}}"#,
+        br#"{"entries":[],"x":1}"#,
+        b"{",
+    ] {
+        let r = send(srv.addr, "POST", "/v1/replay/batch", JSON, body.to_vec()).await;
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(body));
+    }
+    let many: Vec<String> = (0..257).map(|n| key("bm", n)).collect();
+    let entries: Vec<(&str, i64)> = many.iter().map(|k| (k.as_str(), 60)).collect();
+    assert_eq!(common::batch(srv.addr, &entries).await.0.status, 400);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_exactly_once_against_concurrent_single_checks() {
+    let srv = Arc::new(Server::start(&[]).await);
+    let k = key("bx", 1);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (addr, k) = (srv.addr, k.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                u16::from(check(addr, &k, 60).await.status == 201)
+            } else {
+                let (_, r) = common::batch(addr, &[(&k, 60), (&k, 60)]).await;
+                r.iter().filter(|s| **s == 201).count() as u16
+            }
+        }));
+    }
+    let mut fresh = 0;
+    for t in tasks {
+        fresh += t.await.unwrap();
+    }
+    assert_eq!(fresh, 1);
+    Arc::try_unwrap(srv).ok().unwrap().stop().await;
+}

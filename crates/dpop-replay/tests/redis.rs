@@ -211,3 +211,65 @@ async fn redis_cluster_mode() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_batch_is_one_pipeline_with_per_entry_verdicts() {
+    if !redis_required() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let srv = service_for(&redis, &[]).await;
+    let keys: Vec<String> = (0..64).map(|n| key("rb", n)).collect();
+    assert_eq!(check(srv.addr, &keys[5], 120).await.status, 201);
+    let entries: Vec<(&str, i64)> = keys.iter().map(|k| (k.as_str(), 120)).collect();
+    let (r, results) = common::batch(srv.addr, &entries).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (i, s) in results.iter().enumerate() {
+        assert_eq!(*s, if i == 5 { 409 } else { 201 }, "entry {i}");
+    }
+    let ttl: i64 = redis.cmd(&format!("TTL {}", keys[10]))[1..]
+        .parse()
+        .unwrap();
+    assert!((118..=120).contains(&ttl), "ttl {ttl}");
+    let (_, again) = common::batch(srv.addr, &entries).await;
+    assert!(again.iter().all(|s| *s == 409));
+    // Redis down: the whole batch is 503 (the filter applies on_error to every member)
+    let mut redis = redis;
+    redis.kill();
+    let fresh: Vec<String> = (100..104).map(|n| key("rb", n)).collect();
+    let entries: Vec<(&str, i64)> = fresh.iter().map(|k| (k.as_str(), 120)).collect();
+    assert_eq!(common::batch(srv.addr, &entries).await.0.status, 503);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_batch() {
+    if !redis_required() {
+        return;
+    }
+    let redis = RedisServer::start_cluster();
+    let url = redis.url();
+    let srv = Server::start(&[
+        "--backend",
+        "redis",
+        "--redis-cluster",
+        "--redis-url",
+        &url,
+        "--redis-timeout-ms",
+        "500",
+    ])
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(srv.addr, "/readyz").await.status != 200 {
+        assert!(Instant::now() < deadline, "cluster never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let keys: Vec<String> = (0..40).map(|n| key("cb", n)).collect();
+    let entries: Vec<(&str, i64)> = keys.iter().map(|k| (k.as_str(), 120)).collect();
+    let (r, results) = common::batch(srv.addr, &entries).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(results.iter().all(|s| *s == 201), "{results:?}");
+    let (_, again) = common::batch(srv.addr, &entries).await;
+    assert!(again.iter().all(|s| *s == 409), "{again:?}");
+    srv.stop().await;
+}

@@ -365,3 +365,33 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `POST /v1/replay/batch` with `(key, ttl)` entries; returns the reply and, on 200, the
+/// per-entry results.
+pub async fn batch(addr: SocketAddr, entries: &[(&str, i64)]) -> (Reply, Vec<u16>) {
+    let list: Vec<String> = entries
+        .iter()
+        .map(|(k, t)| format!(r#"{{"key":"{k}","ttl":{t}}}"#))
+        .collect();
+    let body = format!(r#"{{"entries":[{}]}}"#, list.join(","));
+    let r = send(
+        addr,
+        "POST",
+        "/v1/replay/batch",
+        &[("content-type", "application/json")],
+        body.into_bytes(),
+    )
+    .await;
+    let results = if r.status == 200 {
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u16)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (r, results)
+}
