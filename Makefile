@@ -116,6 +116,7 @@ check:
 unit: redis wasm
 	$(CARGO) test --workspace --all-features
 	CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true $(CARGO) test -p jose-verify --release
+	python3 scripts/limb_bounds.py
 
 # Every shipped Envoy config must pass `envoy --mode validate` (this also runs on_configure).
 validate: wasm venv

@@ -97,7 +97,7 @@ impl Fe {
     #[allow(clippy::wrong_self_convention)] // by reference: a large Copy value
     pub fn to_bytes(&self) -> [u8; 32] {
         let [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9] = self.carry().0.map(i64::from);
-        // q = ⌊V / p⌋ ∈ {0, 1} for a reduced V (ref10 fe_tobytes)
+        // q = ⌊V / p⌋ ∈ {−1, 0} for a reduced V (|V| < p; ref10 fe_tobytes)
         let mut q = (19 * h9 + (1 << 24)) >> 25;
         q = (h0 + q) >> 26;
         q = (h1 + q) >> 25;

@@ -6,8 +6,12 @@
 //! addition law is complete: no exceptional cases.
 //!
 //! Limb bounds (see `field`): every coordinate stored in [`Ext`], [`Proj`], [`Niels`] and
-//! [`PNiels`] is reduced, except the sums y±x of a [`PNiels`] (two reduced terms); every
-//! formula below feeds multiplications at most three reduced terms.
+//! [`PNiels`] is reduced, except the sums y±x of a [`PNiels`] (two reduced terms) and the base
+//! point made by [`Ext::from_affine`] from the constants `BASE_X`, `BASE_Y`, whose limbs are
+//! canonical (< 2^26 / 2^25: up to 1.84·2^24 in an odd limb of x, not reduced). Every formula
+//! below feeds multiplications at most three reduced terms, or for the base point sums y ± x
+//! of at most 3.15·2^24 (an odd limb): within the 3.3 product-input bound either way.
+//! `scripts/limb_bounds.py` checks each product and each stored coordinate against these.
 
 use super::field::{Fe, D2};
 
