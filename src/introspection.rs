@@ -162,10 +162,15 @@ pub enum Answer {
 }
 
 /// Reads an introspection reply (`status` = `:status`, `None` when there was no response).
-/// `token_type` is not trusted for binding: only `cnf.jkt` binds.
+/// `token_type` is not trusted for binding: only `cnf.jkt` binds. A 400 is the server refusing
+/// this token (oidc-provider answers `unsupported_token_type` for JWTs): inactive, never
+/// `on_error` — with `on_error: allow` that would let any token through unbound. Other statuses
+/// (401/403: our client credentials, 5xx, the proxy's 503/504) are no answer.
 pub fn parse_reply(status: Option<&[u8]>, body: &[u8], now: i64) -> Answer {
-    if status != Some(b"200") {
-        return Answer::Unavailable;
+    match status {
+        Some(b"200") => {}
+        Some(b"400") => return Answer::Inactive,
+        _ => return Answer::Unavailable,
     }
     if body.len() > MAX_REPLY_BYTES {
         return Answer::Inactive;
@@ -376,6 +381,10 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+        assert_eq!(
+            parse_reply(Some(b"400"), br#"{"error":"unsupported_token_type"}"#, 1000),
+            Answer::Inactive
+        );
         for status in [None, Some(&b"500"[..]), Some(b"401"), Some(b"504")] {
             assert_eq!(
                 parse_reply(status, br#"{"active":true}"#, 1000),

@@ -38,6 +38,11 @@ pub enum ReplayConfig {
         path: String,
         timeout_ms: u32,
         on_error: OnError,
+        /// Most replay keys in one coalesced callout (`/batch`); 1 turns coalescing off (one
+        /// `POST path` per request, as before).
+        max_batch: u32,
+        /// Most coalesced callouts in flight per worker.
+        max_in_flight: u32,
     },
     Off,
 }
@@ -59,9 +64,18 @@ impl ReplayConfig {
         "path",
         "timeout_ms",
         "on_error",
+        "max_batch",
+        "max_in_flight",
     ];
-    const REMOTE_ONLY: [&'static str; 5] =
-        ["cluster", "authority", "path", "timeout_ms", "on_error"];
+    const REMOTE_ONLY: [&'static str; 7] = [
+        "cluster",
+        "authority",
+        "path",
+        "timeout_ms",
+        "on_error",
+        "max_batch",
+        "max_in_flight",
+    ];
 
     /// Reads and validates the `replay` section (absent: the local store, 100 000 entries).
     pub fn read(s: &Section<'_>) -> Result<ReplayConfig, ConfigError> {
@@ -119,6 +133,8 @@ impl ReplayConfig {
                             &[("deny", OnError::Deny), ("allow", OnError::Allow)],
                         )?
                         .unwrap_or(OnError::Deny),
+                    max_batch: s.uint_in("max_batch", 64, 1, replay_wire::MAX_BATCH as u64)? as u32,
+                    max_in_flight: s.uint_in("max_in_flight", 2, 1, 64)? as u32,
                 }
             }
         })
@@ -166,6 +182,22 @@ pub fn remote_answer(status: Option<&[u8]>) -> StoreAnswer {
         replay_wire::Answer::Error => StoreAnswer::Unavailable,
     }
 }
+
+/// The answers of a coalesced check for `n` keys (wire contract: `replay-wire`): one per key,
+/// in order; all `Unavailable` unless the service answered 200 with exactly `n` results.
+pub fn remote_batch_answers(status: Option<&[u8]>, body: &[u8], n: usize) -> Vec<StoreAnswer> {
+    replay_wire::batch_answers(status, body, n)
+        .into_iter()
+        .map(|a| match a {
+            replay_wire::Answer::Fresh => StoreAnswer::Fresh,
+            replay_wire::Answer::Replayed => StoreAnswer::Replayed,
+            replay_wire::Answer::Error => StoreAnswer::Unavailable,
+        })
+        .collect()
+}
+
+/// The request body of a coalesced check (wire contract: `replay-wire`).
+pub use replay_wire::batch_body as remote_batch_body;
 
 /// The request body of a remote replay check (wire contract: `replay-wire`).
 pub use replay_wire::request_body as remote_request_body;

@@ -17,6 +17,7 @@ use std::ptr::null_mut;
 pub const OK: u32 = 0;
 pub const NOT_FOUND: u32 = 1;
 pub const CAS_MISMATCH: u32 = 8;
+pub const EMPTY: u32 = 7;
 
 const MAP_REQUEST_HEADERS: u32 = 0;
 const MAP_RESPONSE_HEADERS: u32 = 2;
@@ -90,6 +91,18 @@ extern "C" {
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_register_shared_queue(
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(
+        queue_id: u32,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -139,6 +152,50 @@ pub fn log(level: u32, message: &str) {
 
 /// Seconds since the Unix epoch; 0 if the host cannot say (every proof then looks too new or
 /// too old: fails closed).
+/// Nanoseconds since the epoch (0 if the host refuses).
+pub fn now_nanos() -> u64 {
+    let mut t: u64 = 0;
+    match unsafe { proxy_get_current_time_nanoseconds(&mut t) } {
+        OK => t,
+        _ => 0,
+    }
+}
+
+/// Makes `context_id` the context later host calls act on (its stream: headers, local reply,
+/// continue). Used to finish requests from another context's callback.
+pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
+    match unsafe { proxy_set_effective_context(context_id) } {
+        OK => Ok(()),
+        s => Err(s),
+    }
+}
+
+/// Registers (or finds) this VM's shared queue `name`; its token.
+pub fn register_shared_queue(name: &str) -> Result<u32, Status> {
+    let mut token = 0u32;
+    match unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut token) } {
+        OK => Ok(token),
+        s => Err(s),
+    }
+}
+
+pub fn enqueue_shared_queue(token: u32, value: &[u8]) -> Result<(), Status> {
+    match unsafe { proxy_enqueue_shared_queue(token, value.as_ptr(), value.len()) } {
+        OK => Ok(()),
+        s => Err(s),
+    }
+}
+
+/// One item off the queue; `Ok(None)` when it is empty.
+pub fn dequeue_shared_queue(token: u32) -> Result<Option<Vec<u8>>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    match unsafe { proxy_dequeue_shared_queue(token, &mut data, &mut size) } {
+        OK => Ok(Some(unsafe { owned(data, size) })),
+        EMPTY | NOT_FOUND => Ok(None),
+        s => Err(s),
+    }
+}
+
 pub fn now_secs() -> i64 {
     let mut t: u64 = 0;
     match unsafe { proxy_get_current_time_nanoseconds(&mut t) } {
@@ -366,9 +423,13 @@ pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, St
 }
 
 pub fn increment(id: u32) {
+    increment_by(id, 1);
+}
+
+pub fn increment_by(id: u32, n: i64) {
     if id != 0 {
         unsafe {
-            let _ = proxy_increment_metric(id, 1);
+            let _ = proxy_increment_metric(id, n);
         }
     }
 }

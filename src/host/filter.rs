@@ -59,12 +59,19 @@ pub(super) enum Stage {
     AwaitingJwks {
         token: u32,
     },
+    /// In a coalesced replay batch; the root context finishes it ([`super::coalesce`]).
+    AwaitingBatch,
     Done,
 }
 
 pub(super) struct Filter {
     pub(super) shared: Rc<Shared>,
     pub(super) stage: Stage,
+    /// This request's context id and its root context's (replay batching).
+    pub(super) ctx: u32,
+    pub(super) root: u32,
+    /// The request joined a replay batch (its batch must forget it if it goes away).
+    pub(super) batched: bool,
     /// `DPoP-Nonce` to add to the upstream's response (README "Nonces": proactive rotation).
     pub(super) response_nonce: Option<String>,
 }
@@ -212,8 +219,12 @@ impl HttpContext for Filter {
     }
 
     fn on_http_request_body(&mut self, _: usize, _: bool) -> Action {
+        if matches!(self.stage, Stage::AwaitingBatch) && self.batch_settled() {
+            return Action::Continue;
+        }
         match self.stage {
-            Stage::AwaitingReplay { .. }
+            Stage::AwaitingBatch
+            | Stage::AwaitingReplay { .. }
             | Stage::AwaitingIntrospection { .. }
             | Stage::AwaitingJwks { .. } => Action::Pause,
             _ => Action::Continue,
@@ -221,8 +232,12 @@ impl HttpContext for Filter {
     }
 
     fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        if matches!(self.stage, Stage::AwaitingBatch) && self.batch_settled() {
+            return Action::Continue;
+        }
         match self.stage {
-            Stage::AwaitingReplay { .. }
+            Stage::AwaitingBatch
+            | Stage::AwaitingReplay { .. }
             | Stage::AwaitingIntrospection { .. }
             | Stage::AwaitingJwks { .. } => Action::Pause,
             _ => Action::Continue,
@@ -232,6 +247,9 @@ impl HttpContext for Filter {
     /// Proactive nonce rotation: the next nonce rides on the upstream's response. A response
     /// carrying a nonce must not be cached (RFC 9449 §8.2 nonces are per client and moment).
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        if matches!(self.stage, Stage::AwaitingBatch) {
+            self.batch_settled();
+        }
         if let Some(nonce) = self.response_nonce.take() {
             for (name, value) in [
                 ("dpop-nonce", nonce.as_str()),

@@ -109,7 +109,7 @@ impl Filter {
             None => Answer::Unavailable,
         };
         if answer == Answer::Unavailable {
-            log::warn!("dpop_guard: introspection failed (unreachable, timeout or non-200 answer)");
+            log::warn!("dpop_guard: introspection failed (no answer, timeout or error status)");
         }
         self.answered(hash, answer, true);
     }

@@ -19,6 +19,8 @@ pub(super) struct Metrics {
     pub(super) introspection_cache_hits: u32,
     pub(super) introspection_errors: u32,
     pub(super) jwks_fetches: u32,
+    pub(super) replay_batches: u32,
+    pub(super) replay_batched: u32,
     pub(super) jwks_errors: u32,
 }
 
@@ -53,6 +55,8 @@ impl Metrics {
             introspection_cache_hits: counter("dpop_guard.introspection.cache_hits"),
             introspection_errors: counter("dpop_guard.introspection.errors"),
             jwks_fetches: counter("dpop_guard.jwks.fetches"),
+            replay_batches: counter("dpop_guard.replay.batches"),
+            replay_batched: counter("dpop_guard.replay.batched"),
             jwks_errors: counter("dpop_guard.jwks.errors"),
         }
     }

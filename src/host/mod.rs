@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 mod abi;
+mod coalesce;
 mod crypto;
 mod filter;
 mod introspection;
@@ -25,7 +26,12 @@ use replay::HostKv;
 
 proxy_wasm::main! {{
     abi::init_logging();
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
+        Box::new(Root {
+            id,
+            ..Root::default()
+        })
+    });
 }}
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -44,10 +50,14 @@ struct Shared {
     token_cache: RefCell<TokenCache>,
     /// Keys fetched from `access_token.jwks_uri` (empty otherwise).
     remote_jwks: RefCell<RemoteJwks>,
+    /// Remote replay checks are coalesced ([`coalesce`]).
+    batching: bool,
 }
 
 #[derive(Default)]
 struct Root {
+    /// This root context's id (replay batches are its callouts).
+    id: u32,
     shared: Option<Rc<Shared>>,
     /// The JWKS fetch in flight (its callout token).
     jwks_call: Option<u32>,
@@ -95,6 +105,8 @@ impl RootContext for Root {
         };
         log::info!("dpop_guard configured: {}", cfg.summary());
         let shared_jwks_uri = cfg.access_token.jwks_uri.clone();
+        let batching = matches!(cfg.replay, ReplayConfig::Remote { max_batch, .. } if max_batch > 1)
+            && coalesce::register(self.id);
         let cfg_introspection_entries = cfg
             .access_token
             .introspection
@@ -111,15 +123,13 @@ impl RootContext for Root {
             key_cache: RefCell::new(KeyCache::new(KEY_CACHE_ENTRIES)),
             token_cache: RefCell::new(TokenCache::new(cfg_introspection_entries)),
             remote_jwks: RefCell::new(RemoteJwks::default()),
+            batching,
         }));
-        if let Some(src) = &shared_jwks_uri {
-            // The first fetch goes out on the first tick; until one succeeds, requests that
-            // need a remote key get token-check-unavailable.
+        if batching || shared_jwks_uri.is_some() {
+            // JWKS: the first fetch goes out on the first tick; until one succeeds, requests
+            // that need a remote key get token-check-unavailable. Batching: a safety net.
             if let Err(status) = abi::set_tick_period(1000) {
-                log::error!(
-                    "dpop_guard: cannot set a tick period for the JWKS fetch of {} (host status {status})",
-                    src.uri
-                );
+                log::error!("dpop_guard: cannot set a tick period (host status {status})");
                 return false;
             }
         }
@@ -128,14 +138,23 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.jwks_tick();
+        // A safety net for replay batching: a lost wake-up delays a batch by a tick at most.
+        self.pump();
     }
 
-    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        self.on_batch_wakeup(queue_id);
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let shared = self.shared.clone()?;
         Some(Box::new(Filter {
             shared,
             stage: Stage::Start,
             response_nonce: None,
+            ctx: context_id,
+            root: self.id,
+            batched: false,
         }))
     }
 

@@ -106,6 +106,9 @@ impl Filter {
                 StoreAnswer::from(result)
             }
             (ReplayConfig::Local { .. }, None) => StoreAnswer::Unavailable,
+            (ReplayConfig::Remote { max_batch, .. }, _) if *max_batch > 1 && shared.batching => {
+                return self.join_batch(proof_key, key, ttl, reply);
+            }
             (
                 ReplayConfig::Remote {
                     cluster,

@@ -348,9 +348,9 @@ class Key:
     def proof(self, htm, htu, token=None, nonce=None, iat=None, jti=None):
         args = ["proof", "--key", self.path, "--htm", htm, "--htu", htu]
         if token:
-            args += ["--token", token]
+            args += [f"--token={token}"]
         if nonce:
-            args += ["--nonce", nonce]
+            args += [f"--nonce={nonce}"]
         if iat is not None:
             args += ["--iat", str(iat)]
         if jti:

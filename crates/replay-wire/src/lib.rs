@@ -87,6 +87,60 @@ pub fn answer(status: Option<&[u8]>) -> Answer {
     }
 }
 
+/// Path of the batch check: `POST /v1/replay/batch` (the single path + this suffix).
+pub const BATCH_SUFFIX: &str = "/batch";
+
+/// Most entries in one batch.
+pub const MAX_BATCH: usize = 256;
+
+/// The batch request body: `{"entries":[{"key":"<key>","ttl":<ttl>},...]}`.
+pub fn batch_body<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>) -> String {
+    let mut out = String::from("{\"entries\":[");
+    for (i, (key, ttl)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&request_body(key, ttl));
+    }
+    out.push_str("]}");
+    out
+}
+
+/// The batch answer for `n` entries: `200 {"results":[c1,...,cn]}`, each code read like a
+/// single answer's status. Any other status, a body of another shape, or a count other than
+/// `n` makes every entry [`Answer::Error`] (the caller applies `on_error` to all).
+pub fn batch_answers(status: Option<&[u8]>, body: &[u8], n: usize) -> Vec<Answer> {
+    let all_error = || vec![Answer::Error; n];
+    if status != Some(b"200") {
+        return all_error();
+    }
+    let Some(codes) = batch_codes(body) else {
+        return all_error();
+    };
+    if codes.len() != n {
+        return all_error();
+    }
+    codes.iter().map(|c| answer(Some(c))).collect()
+}
+
+/// The codes of `{"results":[...]}` (whitespace allowed between tokens), as digit strings.
+fn batch_codes(body: &[u8]) -> Option<Vec<&[u8]>> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?.trim();
+    let rest = inner.strip_prefix("\"results\"")?.trim_start();
+    let list = rest.strip_prefix(':')?.trim();
+    let list = list.strip_prefix('[')?.strip_suffix(']')?.trim();
+    if list.is_empty() {
+        return Some(Vec::new());
+    }
+    list.split(',')
+        .map(|c| {
+            let c = c.trim();
+            (c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit())).then_some(c.as_bytes())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -127,5 +181,34 @@ mod tests {
         }
         assert_eq!(answer(None), Answer::Error);
         assert_eq!(request_body("k", 5), r#"{"key":"k","ttl":5}"#);
+    }
+
+    #[test]
+    fn batches() {
+        assert_eq!(
+            batch_body([("a", 1), ("b", 2)]),
+            r#"{"entries":[{"key":"a","ttl":1},{"key":"b","ttl":2}]}"#
+        );
+        let ok = Some(&b"200"[..]);
+        assert_eq!(
+            batch_answers(ok, br#"{"results":[201,409,400]}"#, 3),
+            vec![Answer::Fresh, Answer::Replayed, Answer::Error]
+        );
+        assert_eq!(
+            batch_answers(ok, b" { \"results\" : [ 201 , 201 ] } ", 2),
+            vec![Answer::Fresh; 2]
+        );
+        for (status, body, n) in [
+            (ok, &br#"{"results":[201,409]}"#[..], 3),
+            (Some(&b"503"[..]), br#"{"results":[201]}"#, 1),
+            (None, br#"{"results":[201]}"#, 1),
+            (ok, br#"{"results":[201,]}"#, 2),
+            (ok, br#"{"results":["201"]}"#, 1),
+            (ok, br#"{"results":[2010]}"#, 1),
+            (ok, br#"{"other":[201]}"#, 1),
+            (ok, b"", 1),
+        ] {
+            assert_eq!(batch_answers(status, body, n), vec![Answer::Error; n]);
+        }
     }
 }

@@ -49,6 +49,7 @@ pub(super) fn call(caller: &mut Caller<'_, HostState>, name: &str, a: &[u64]) ->
         "proxy_register_shared_queue" => {
             let qname = mem!(caller, arg(a, 0), arg(a, 1));
             let st = caller.data_mut();
+            let owner = st.active_context();
             let token = match st.queues.iter().find(|(_, (n, _))| *n == qname) {
                 Some((t, _)) => *t,
                 None => {
@@ -57,6 +58,8 @@ pub(super) fn call(caller: &mut Caller<'_, HostState>, name: &str, a: &[u64]) ->
                     t
                 }
             };
+            // Envoy: the last registrant is the one woken
+            st.queue_owners.insert(token, owner);
             reply(if write_u32(caller, arg(a, 2), token) {
                 OK
             } else {
@@ -87,6 +90,8 @@ pub(super) fn call(caller: &mut Caller<'_, HostState>, name: &str, a: &[u64]) ->
                 None => reply(NOT_FOUND),
                 Some((_, items)) => {
                     items.push(data);
+                    let token = arg32(a, 0);
+                    caller.data_mut().queue_ready.push(token);
                     reply(OK)
                 }
             }

@@ -52,6 +52,11 @@ pub struct HostState {
     pub(crate) next_cas: u32,
     /// Shared queues: token → (name, items).
     pub queues: BTreeMap<u32, (Vec<u8>, Vec<Vec<u8>>)>,
+    /// The context that registered each queue (it gets `proxy_on_queue_ready`).
+    pub queue_owners: BTreeMap<u32, u32>,
+    /// Queue tokens enqueued to and not yet announced with `proxy_on_queue_ready`, in order
+    /// (Envoy posts one notification per enqueue to the registrant's thread).
+    pub queue_ready: Vec<u32>,
     /// Metric id → definition; values by name.
     pub metric_defs: BTreeMap<u32, Metric>,
     pub metric_values: BTreeMap<String, u64>,
@@ -94,6 +99,8 @@ impl Default for HostState {
             shared_data: BTreeMap::new(),
             next_cas: 1,
             queues: BTreeMap::new(),
+            queue_owners: BTreeMap::new(),
+            queue_ready: Vec::new(),
             metric_defs: BTreeMap::new(),
             metric_values: BTreeMap::new(),
             next_metric_id: [0, 1, 2],

@@ -150,11 +150,34 @@ impl Vm {
 
     /// Call an export of the guest with i32 arguments (i64 parameters get the value widened).
     /// `Ok(None)`: not exported, or returns nothing.
+    /// Delivers every pending `proxy_on_queue_ready` (one per enqueue, to the queue's
+    /// registrant), as Envoy's event loop would after the current callback; returns how many.
+    pub fn deliver_queue_ready(&mut self) -> Result<usize, Trap> {
+        let mut n = 0;
+        while !self.host().queue_ready.is_empty() {
+            let token = self.host_mut().queue_ready.remove(0);
+            let owner = self
+                .host()
+                .queue_owners
+                .get(&token)
+                .copied()
+                .unwrap_or(self.root);
+            self.call_in(owner, "proxy_on_queue_ready", &[owner as i32, token as i32])?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// `proxy_on_tick` on the root context, as Envoy delivers the timer.
     pub fn tick(&mut self) -> Result<(), Trap> {
         let root = self.root;
         self.call_in(root, "proxy_on_tick", &[root as i32])
             .map(|_| ())
+    }
+
+    /// Call export `name` in context `ctx` (a stream's callback, e.g. `proxy_on_request_body`).
+    pub fn call_on(&mut self, ctx: u32, name: &str, args: &[i32]) -> Result<Option<i64>, Trap> {
+        self.call_in(ctx, name, args)
     }
 
     pub fn call(&mut self, name: &str, args: &[i32]) -> Result<Option<i64>, Trap> {

@@ -218,6 +218,11 @@ impl Vm {
         Ok((action, after))
     }
 
+    /// What has become of stream `ctx` so far (after callbacks on other contexts finished it).
+    pub fn outcome_of(&self, ctx: u32) -> Outcome {
+        self.outcome(ctx, None)
+    }
+
     /// End of stream: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
     pub fn finish(&mut self, ctx: u32) -> Result<(), Trap> {
         self.call_in(ctx, "proxy_on_done", &[ctx as i32])?;

@@ -115,7 +115,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "remote-201",
-            config: r#"{"required": true, "replay": {"store": "remote", "cluster": "r"}}"#.into(),
+            config: r#"{"required": true, "replay": {"store": "remote", "cluster": "r", "max_batch": 1}}"#.into(),
             make: Box::new(|| {
                 let p = proof(&Key::new(40), "/api", None);
                 (None, get(b"/api", &[(b"dpop", p.as_bytes())]))
@@ -126,7 +126,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "remote-409",
-            config: r#"{"required": true, "replay": {"store": "remote", "cluster": "r"}}"#.into(),
+            config: r#"{"required": true, "replay": {"store": "remote", "cluster": "r", "max_batch": 1}}"#.into(),
             make: Box::new(|| {
                 let p = proof(&Key::new(40), "/api", None);
                 (None, get(b"/api", &[(b"dpop", p.as_bytes())]))

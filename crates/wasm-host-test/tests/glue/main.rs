@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod batching;
 mod common;
 mod differential;
 mod fault_scenarios;

@@ -44,7 +44,7 @@ fn local_store_is_shared_between_vms() {
 fn remote(on_error: &str) -> Vm {
     start(&format!(
         r#"{{"required": true, "replay": {{"store": "remote", "cluster": "dpop_replay",
-             "timeout_ms": 250, "on_error": "{on_error}"}}}}"#
+             "timeout_ms": 250, "on_error": "{on_error}", "max_batch": 1}}}}"#
     ))
 }
 

@@ -1,0 +1,215 @@
+//! Coalesced remote replay checks in the built wasm (issue 17): requests queue and pause, the
+//! root context (woken through the shared queue) sends one batch, and each member is finished
+//! from its own verdict with the effective context set to it.
+
+use crate::common::*;
+use proxy_wasm_emu::dpop::Key;
+use proxy_wasm_emu::{Outcome, Vm};
+
+fn vm(extra: &str) -> Vm {
+    start(&format!(
+        r#"{{"required": true, "replay": {{"store": "remote", "cluster": "dpop_replay",
+             "timeout_ms": 250{extra}}}}}"#
+    ))
+}
+
+/// Starts requests (each paused in the queue); returns their context ids.
+fn queue(vm: &mut Vm, keys: &[&Key]) -> Vec<u32> {
+    keys.iter()
+        .map(|k| {
+            let p = proof(k, "/api", None);
+            let ex = vm
+                .request_headers(&get(b"/api", &[(b"dpop", p.as_bytes())]))
+                .unwrap();
+            assert_eq!(
+                ex.outcome,
+                Outcome::Stalled,
+                "queued, no callout of its own"
+            );
+            ex.context_id
+        })
+        .collect()
+}
+
+fn batch_calls(vm: &Vm) -> Vec<proxy_wasm_emu::HttpCall> {
+    let root = vm.root_context();
+    vm.host()
+        .http_calls
+        .iter()
+        .filter(|c| c.context == root)
+        .cloned()
+        .collect()
+}
+
+fn entries(call: &proxy_wasm_emu::HttpCall) -> usize {
+    let v: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    v["entries"].as_array().unwrap().len()
+}
+
+fn answer(vm: &mut Vm, ctx: u32, token: u32, status: &str, body: &str) {
+    vm.http_call_response(
+        ctx,
+        token,
+        vec![(b":status".to_vec(), status.as_bytes().to_vec())],
+        body.as_bytes().to_vec(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn one_batch_per_wakeup_each_member_gets_its_own_verdict() {
+    let mut vm = vm(r#", "max_in_flight": 1"#);
+    let keys: Vec<Key> = (80..83).map(Key::new).collect();
+    let ctxs = queue(&mut vm, &keys.iter().collect::<Vec<_>>());
+    assert!(
+        batch_calls(&vm).is_empty(),
+        "nothing is sent from a request's context"
+    );
+    assert_eq!(
+        vm.deliver_queue_ready().unwrap(),
+        1,
+        "one wake-up for the three"
+    );
+    let calls = batch_calls(&vm);
+    assert_eq!(calls.len(), 1);
+    let h = calls[0].headers.clone().unwrap();
+    assert_eq!(values(&h, ":path"), vec![&b"/v1/replay/batch"[..]]);
+    assert_eq!(entries(&calls[0]), 3);
+    answer(
+        &mut vm,
+        ctxs[0],
+        calls[0].token,
+        "200",
+        r#"{"results":[201,409,201]}"#,
+    );
+    assert_eq!(
+        values(upstream_of(&vm, ctxs[0]), "x-dpop-jkt"),
+        vec![keys[0].jkt().as_bytes()]
+    );
+    match vm.outcome_of(ctxs[1]) {
+        Outcome::LocalReply(r) => {
+            assert_eq!(r.status, 401);
+            assert!(String::from_utf8_lossy(&r.body).contains("already used"));
+        }
+        other => panic!("{other:?}"),
+    }
+    upstream_of(&vm, ctxs[2]);
+    assert_eq!(vm.host().metric("dpop_guard.replay.batches"), 1);
+    assert_eq!(vm.host().metric("dpop_guard.replay.batched"), 3);
+    assert_eq!(vm.host().metric("dpop_guard.replay.detected"), 1);
+    for c in ctxs {
+        vm.finish(c).unwrap();
+    }
+}
+
+fn upstream_of(vm: &Vm, ctx: u32) -> &'static proxy_wasm_emu::Pairs {
+    match vm.outcome_of(ctx) {
+        Outcome::Upstream(h) => Box::leak(Box::new(h)),
+        other => panic!("expected upstream for {ctx}, got {other:?}"),
+    }
+}
+
+#[test]
+fn later_arrivals_wait_for_the_batch_in_flight() {
+    let mut vm = vm(r#", "max_in_flight": 1"#);
+    let first = queue(&mut vm, &[&Key::new(84)]);
+    vm.deliver_queue_ready().unwrap();
+    assert_eq!(batch_calls(&vm).len(), 1);
+    let later = queue(&mut vm, &[&Key::new(85), &Key::new(86)]);
+    vm.deliver_queue_ready().unwrap();
+    assert_eq!(
+        batch_calls(&vm).len(),
+        1,
+        "max_in_flight 1: the second batch waits"
+    );
+    let token = batch_calls(&vm)[0].token;
+    answer(&mut vm, first[0], token, "200", r#"{"results":[201]}"#);
+    upstream_of(&vm, first[0]);
+    // the reply sent the waiting two as the next batch
+    let calls = batch_calls(&vm);
+    assert_eq!(calls.len(), 2);
+    assert_eq!(entries(&calls[1]), 2);
+    answer(
+        &mut vm,
+        later[0],
+        calls[1].token,
+        "200",
+        r#"{"results":[201,201]}"#,
+    );
+    upstream_of(&vm, later[0]);
+    upstream_of(&vm, later[1]);
+}
+
+#[test]
+fn a_failed_batch_applies_on_error_to_every_member() {
+    for (on_error, want_status) in [("deny", Some(503)), ("allow", None)] {
+        let mut vm = vm(&format!(r#", "on_error": "{on_error}""#));
+        let ctxs = queue(&mut vm, &[&Key::new(87), &Key::new(88)]);
+        vm.deliver_queue_ready().unwrap();
+        let token = batch_calls(&vm)[0].token;
+        // the proxy's timeout answer
+        answer(&mut vm, ctxs[0], token, "504", "upstream request timeout");
+        for c in &ctxs {
+            match (vm.outcome_of(*c), want_status) {
+                (Outcome::LocalReply(r), Some(s)) => assert_eq!(r.status, s),
+                (Outcome::Upstream(_), None) => {}
+                (other, _) => panic!("{on_error}: {other:?}"),
+            }
+        }
+        assert_eq!(vm.host().metric("dpop_guard.replay.errors"), 2);
+    }
+}
+
+#[test]
+fn a_member_that_goes_away_is_dropped_without_breaking_the_others() {
+    let mut vm = vm(r#", "max_in_flight": 1"#);
+    let ctxs = queue(&mut vm, &[&Key::new(89), &Key::new(90)]);
+    vm.deliver_queue_ready().unwrap();
+    let token = batch_calls(&vm)[0].token;
+    // the first client disconnects while its batch is out
+    vm.finish(ctxs[0]).unwrap();
+    // and one leaves while still queued
+    let queued = queue(&mut vm, &[&Key::new(91), &Key::new(92)]);
+    vm.finish(queued[0]).unwrap();
+    answer(&mut vm, ctxs[1], token, "200", r#"{"results":[201,201]}"#);
+    upstream_of(&vm, ctxs[1]);
+    // the next batch holds only the member still there
+    vm.deliver_queue_ready().unwrap();
+    let calls = batch_calls(&vm);
+    assert_eq!(entries(calls.last().unwrap()), 1);
+    answer(
+        &mut vm,
+        queued[1],
+        calls.last().unwrap().token,
+        "200",
+        r#"{"results":[201]}"#,
+    );
+    upstream_of(&vm, queued[1]);
+    assert!(vm.dead().is_none());
+}
+
+#[test]
+fn a_member_with_a_body_continues_once_settled() {
+    let mut vm = vm("");
+    let p = proof(&Key::new(93), "/api", None);
+    let mut req = get(b"/api", &[(b"dpop", p.as_bytes())]);
+    req.end_of_stream = false;
+    let ex = vm.request_headers(&req).unwrap();
+    vm.deliver_queue_ready().unwrap();
+    let ctx = ex.context_id;
+    // body arrives while the batch is out: held
+    assert_eq!(
+        vm.call_on(ctx, "proxy_on_request_body", &[ctx as i32, 10, 1])
+            .unwrap(),
+        Some(1)
+    );
+    let token = batch_calls(&vm)[0].token;
+    answer(&mut vm, ctx, token, "200", r#"{"results":[201]}"#);
+    upstream_of(&vm, ctx);
+    // settled: later body chunks pass
+    assert_eq!(
+        vm.call_on(ctx, "proxy_on_request_body", &[ctx as i32, 10, 1])
+            .unwrap(),
+        Some(0)
+    );
+}
