@@ -5,6 +5,9 @@
 # BENCH_ONLY, e.g. "eddsa,worst_*"). Needs `make build venv` (the Makefile target does it).
 # Envoy runs with --concurrency 1 on CPU 0, the load client on CPU 1. Exits non-zero when any
 # scenario had errors (a worst-case class's expected refusals are not errors).
+# Only some scenarios: BENCH_ONLY, e.g. the access-token modes (issue 13) with their references:
+#   BENCH_ONLY=plain,jwt_authn,upstream,introspection_* BENCH_SECONDS=3 scripts/bench.sh
+# BENCH_WASM=<path> benchmarks another build of the filter than target/wasm32-wasip1/release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -8,7 +8,12 @@ import os
 
 import yaml
 
-from .settings import EXPECTED_RATE, MAX_PROOFS, ROOT, SECONDS, SIGNING_ALLOWANCE, WARMUP, WASM
+import base64
+
+from .settings import (
+    EXPECTED_RATE, EXPECTED_RATE_BY_ID, INTROSPECTION_CLIENT, INTROSPECTION_CLUSTER, INTROSPECTION_PATH,
+    MAX_PROOFS, ROOT, SECONDS, SIGNING_ALLOWANCE, WARMUP, WASM,
+)
 
 
 def walk(node):
@@ -114,5 +119,80 @@ def jwt_authn_filter(jwks):
     }
 
 
-def pool_size(alg):
-    return int(min(MAX_PROOFS, EXPECTED_RATE[alg] * (WARMUP + SECONDS)))
+def pool_size(alg, sid=None):
+    rate = EXPECTED_RATE_BY_ID.get(sid, EXPECTED_RATE[alg])
+    return int(min(MAX_PROOFS, rate * (WARMUP + SECONDS)))
+
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = {"name": "envoy.filters.http.router",
+          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+
+
+def introspection_plugin_overrides():
+    cid, secret = INTROSPECTION_CLIENT
+    return {"access_token": {"verify": "introspection", "introspection": {
+        "cluster": INTROSPECTION_CLUSTER, "path": INTROSPECTION_PATH,
+        "client_id": cid, "client_secret": secret,
+        # cache_seconds: the default (300). A generous timeout: the default 200 ms is plenty on
+        # an idle machine, but a stall on the shared one would turn into 503s (errors).
+        "timeout_ms": 2000}}}
+
+
+def introspection_cluster(port):
+    """The measured Envoy's cluster for the introspection endpoint: HTTP/1.1 keep-alive, as the
+    dpop_replay cluster of envoy/envoy-redis.yaml."""
+    return {
+        "name": INTROSPECTION_CLUSTER,
+        "connect_timeout": "0.25s",
+        "type": "STATIC",
+        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http_protocol_options": {}}}},
+        "load_assignment": {"cluster_name": INTROSPECTION_CLUSTER, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+    }
+
+
+def introspection_server(admin_port, port, jkt):
+    """A second Envoy playing the authorization server's introspection endpoint: `POST
+    /introspect` with the bench's Basic credentials answers the same RFC 7662 JSON for every
+    token (active, cnf.jkt = the one client key's thumbprint); anything else 401. The measured
+    Envoy keeps its connections to it open (`cluster.introspection.upstream_cx_total` stays at
+    about the number of concurrent callouts; scenario.py checks)."""
+    cid, secret = INTROSPECTION_CLIENT
+    basic = "Basic " + base64.b64encode(f"{cid}:{secret}".encode()).decode()
+    answer = json.dumps({"active": True, "client_id": "bench-client", "scope": "read write",
+                         "token_type": "DPoP", "cnf": {"jkt": jkt}}, separators=(",", ":"))
+    exact = lambda name, v: {"name": name, "string_match": {"exact": v}}
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {"listeners": [{
+            "name": "introspection",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": HCM,
+                    "stat_prefix": "introspection",
+                    "route_config": {"virtual_hosts": [{"name": "as", "domains": ["*"], "routes": [
+                        {"match": {"path": INTROSPECTION_PATH,
+                                   "headers": [exact(":method", "POST"), exact("authorization", basic)]},
+                         "direct_response": {"status": 200, "body": {"inline_string": answer}},
+                         "response_headers_to_add": [{"header": {"key": "content-type",
+                                                                 "value": "application/json"}}]},
+                        {"match": {"prefix": "/"}, "direct_response": {"status": 401}},
+                    ]}]},
+                    # Read the whole form before answering: an HTTP/1.1 response sent before the
+                    # request's body is read makes Envoy close the connection (Connection: close),
+                    # and every callout would then open a new one.
+                    "http_filters": [
+                        {"name": "envoy.filters.http.buffer", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                            "max_request_bytes": 65536}},
+                        ROUTER,
+                    ],
+                },
+            }]}],
+        }]},
+    }

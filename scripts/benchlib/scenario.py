@@ -1,6 +1,7 @@
-"""One measured run: Envoy (and dpop-replay for the remote store) started with a generated
-configuration, `dpop-bench run` against it, Envoy's counters and log checked; the native
-timing of a worst-case class (`dpop-bench worst-native`); the median of rounds."""
+"""One measured run: Envoy (and dpop-replay for the remote store, or a second Envoy as the
+introspection endpoint) started with a generated configuration, `dpop-bench run` against it,
+Envoy's counters and log checked; the native timing of a worst-case class (`dpop-bench
+worst-native`); the median of rounds."""
 
 import json
 import os
@@ -9,11 +10,14 @@ import sys
 
 import yaml
 
-from .envoy_config import filter_config, gateway, jwt_authn_filter, pool_size, router_only, walk
+from .envoy_config import (
+    filter_config, gateway, introspection_cluster, introspection_plugin_overrides, introspection_server,
+    jwt_authn_filter, pool_size, router_only, walk,
+)
 from .procs import free_port, http_get, spawn, stop, tail, wait_http
 from .settings import (
     CLIENT, CLIENT_CPU, CONCURRENCY, ENVOY, ENVOY_CPU, KEYS, MAX_PROOFS, NATIVE_SECONDS, OUT,
-    PANIC_MARKERS, PATH, PIN, REPLAY, ROOT, SECONDS, WARMUP, WORST_SECONDS, log, pinned,
+    PANIC_MARKERS, PATH, PIN, REPLAY, ROOT, SECONDS, TOKEN_KINDS, WARMUP, WORST_SECONDS, log, pinned,
 )
 
 
@@ -32,13 +36,26 @@ def envoy_stats(admin_port):
     return out
 
 
+def add_error(res, msg):
+    res["errors"] += 1
+    res["first_error"] = (res.get("first_error") or "") + f" [{msg}]"
+
+
+def client_key(alg):
+    """A seed for `dpop-bench run --key-seed` and its thumbprint."""
+    r = subprocess.run([CLIENT, "client-key", "--alg", alg], check=True, capture_output=True, text=True)
+    k = json.loads(r.stdout)
+    return k["seed"], k["jkt"]
+
+
 def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
     concurrency = concurrency or CONCURRENCY
     admin_port, port = free_port(), free_port()
     extra = {}
-    replay = None
+    replay = None  # a process on the client's CPU serving the filter's callouts
     client_args = []
-    pool = pool_size(alg) if alg else 0
+    keys = KEYS
+    pool = pool_size(alg, sid) if alg else 0
     seconds = SECONDS
     if worst:
         seconds = WORST_SECONDS
@@ -86,6 +103,30 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
         replay = spawn(pinned(CLIENT_CPU, [REPLAY, "--listen", f"127.0.0.1:{replay_port}", "--backend", "memory"]), rlog)
         wait_http(replay, replay_port, "/healthz", "dpop-replay", os.path.join(OUT, rlog))
         extra["replay_pid"] = replay.pid
+    elif kind in TOKEN_KINDS:
+        # One client key, known before the run: its thumbprint is in the tokens (upstream) or
+        # the introspection endpoint's fixed answer.
+        seed, jkt = client_key(alg)
+        keys = 1
+        client_args += [f"--key-seed={seed}",  # base64url: may start with '-'
+                        "--dpop-token", "unique" if kind == "introspection_miss" else "shared"]
+        b, hcm = gateway("envoy.yaml", admin_port, port)
+        if kind == "token_upstream":
+            pc = filter_config(hcm, pool)
+            assert pc["access_token"]["verify"] == "upstream", pc
+        else:
+            pc = filter_config(hcm, pool, introspection_plugin_overrides())
+            as_admin, as_port = free_port(), free_port()
+            b["static_resources"].setdefault("clusters", []).append(introspection_cluster(as_port))
+            as_cfg = os.path.join(OUT, f"{sid}.introspection-envoy.yaml")
+            with open(as_cfg, "w") as f:
+                yaml.safe_dump(introspection_server(as_admin, as_port, jkt), f, sort_keys=False)
+            alog = f"{sid}.introspection-envoy.log"
+            replay = spawn(pinned(CLIENT_CPU, [ENVOY, "-c", as_cfg, "--concurrency", "1",
+                                               "--disable-hot-restart", "-l", "warn"]), alog)
+            wait_http(replay, as_admin, "/ready", "introspection envoy", os.path.join(OUT, alog))
+        with open(os.path.join(OUT, f"{sid}.plugin.json"), "w") as f:
+            json.dump(pc, f)
     else:
         raise ValueError(kind)
 
@@ -101,7 +142,7 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
                "--concurrency", str(concurrency), "--duration", str(seconds),
                "--warmup", str(WARMUP), "--envoy-pid", str(envoy.pid)] + client_args
         if alg:
-            cmd += ["--alg", alg, "--keys", str(KEYS), "--pool", str(pool)]
+            cmd += ["--alg", alg, "--keys", str(keys), "--pool", str(pool)]
         if replay:
             cmd += ["--extra-pid", str(replay.pid)]
         if PIN:
@@ -115,7 +156,8 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
         res = json.loads(lines[-1])
         stats = envoy_stats(admin_port)
         res["stats"] = {k: v for k, v in stats.items()
-                        if k.startswith("dpop_guard.") or ".jwt_authn." in k}
+                        if k.startswith("dpop_guard.") or ".jwt_authn." in k
+                        or k.startswith("cluster.introspection.upstream_")}
         if alg and stats.get("dpop_guard.allowed", 0) < res["requests"]:
             res["errors"] += 1
             res["first_error"] = (res.get("first_error") or "") + \
@@ -128,6 +170,26 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
                 res["errors"] += 1
                 res["first_error"] = (res.get("first_error") or "") + \
                     f" [dpop_guard.crypto.host={got}, expected {want}]"
+        if kind in ("introspection_warm", "introspection_miss"):
+            # the row is what it claims: every request answered from the cache (one callout per
+            # worker for the one token, plus the preflight's), or every request a callout
+            calls = stats.get("dpop_guard.introspection.requests", 0)
+            hits = stats.get("dpop_guard.introspection.cache_hits", 0)
+            if stats.get("dpop_guard.introspection.errors", 0):
+                add_error(res, f"dpop_guard.introspection.errors={stats['dpop_guard.introspection.errors']}")
+            if kind == "introspection_warm" and (calls > 4 or hits < res["requests"]):
+                add_error(res, f"introspection.requests={calls}, cache_hits={hits}: cache not warm")
+            if kind == "introspection_miss" and calls < res["requests"]:
+                add_error(res, f"introspection.requests={calls} < requests {res['requests']}")
+            # keep-alive to the endpoint, as with a real authorization server: a new connection
+            # per callout would measure TCP setup instead
+            cx = stats.get("cluster.introspection.upstream_cx_total", 0)
+            if cx > max(32, calls // 10):
+                add_error(res, f"cluster.introspection.upstream_cx_total={cx} for {calls} callouts: "
+                               "connections not reused")
+            res["introspection_calls"] = calls
+            res["introspection_connections"] = cx
+            res["introspection_cache_hits"] = hits
         if kind == "jwt_authn" and stats.get("http.gateway.jwt_authn.allowed", 0) < res["requests"]:
             res["errors"] += 1
             res["first_error"] = (res.get("first_error") or "") + " [jwt_authn.allowed < requests]"

@@ -9,7 +9,10 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT = os.path.join(ROOT, "target", "bench")
 ENVOY = os.path.abspath(os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "bin", "envoy"))
-WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "dpop_guard.wasm")
+# BENCH_WASM: another build of the filter (e.g. one of a clean checkout while the work tree's
+# target/ is being rebuilt by someone else).
+WASM = os.path.abspath(os.environ.get("BENCH_WASM")
+                       or os.path.join(ROOT, "target", "wasm32-wasip1", "release", "dpop_guard.wasm"))
 REPLAY = os.path.join(ROOT, "target", "release", "dpop-replay")
 CLIENT = os.path.join(ROOT, "target", "release", "dpop-bench")
 BENCHMARKS = os.path.join(ROOT, "BENCHMARKS.md")
@@ -33,6 +36,15 @@ PATH = "/bench"
 # rate x (warm-up + duration), capped by BENCH_MAX_PROOFS. A faster Envoy just ends the run
 # early (the measured window is then shorter, and reported).
 EXPECTED_RATE = {"EdDSA": 12000, "ES256": 8000, "RS256": 4000}
+# Scenarios whose requests are bigger (a token each) or slower (a callout each).
+EXPECTED_RATE_BY_ID = {"introspection_miss": 6000}
+
+# Token scenarios (9-11): one client key (seed from `dpop-bench client-key`) so that one fixed
+# introspection answer carries its thumbprint; the introspection endpoint is a second Envoy
+# (direct_response) on the client's CPU. The credentials are checked by its route.
+INTROSPECTION_CLIENT = ("bench", "bench-secret")
+INTROSPECTION_PATH = "/introspect"
+INTROSPECTION_CLUSTER = "introspection"
 
 PANIC_MARKERS = ("panicked at", "wasm trap", "Function: proxy_on", "failed: uncaught", "unreachable")
 
@@ -51,7 +63,16 @@ SCENARIOS = [
     ("remote", "6. dpop-guard, EdDSA proofs, remote store (dpop-replay, memory)", "remote", "EdDSA"),
     ("es256_wasm", "7. dpop-guard, ES256 proofs, local store, crypto = wasm (fallback)", "filter_wasm", "ES256"),
     ("rs256_wasm", "8. dpop-guard, RS256 proofs, local store, crypto = wasm (fallback)", "filter_wasm", "RS256"),
+    # Access-token modes (issue 13): every request also carries `Authorization: DPoP <token>`
+    # (a JWT-shaped token bound by cnf.jkt, proof with ath), one client key.
+    ("upstream", "9. dpop-guard, EdDSA proof + DPoP token, `upstream` (payload decoded), one token",
+     "token_upstream", "EdDSA"),
+    ("introspection_warm", "10. dpop-guard, EdDSA proof + DPoP token, `introspection`, warm cache (one token)",
+     "introspection_warm", "EdDSA"),
+    ("introspection_miss", "11. dpop-guard, EdDSA proof + DPoP token, `introspection`, a new token per request (a callout each)",
+     "introspection_miss", "EdDSA"),
 ]
+TOKEN_KINDS = ("token_upstream", "introspection_warm", "introspection_miss")
 
 # Unloaded latency: one connection, one request at a time (same configs as above).
 UNLOADED = [

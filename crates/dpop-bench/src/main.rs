@@ -17,6 +17,11 @@
 //!
 //! `dpop-bench issuer` prints an ES256 JWKS and a one-hour token signed by it (jwt_authn).
 //!
+//! `dpop-bench client-key` prints a key seed and its thumbprint: `run --key-seed` then signs
+//! with that key, so a fixed introspection answer can carry its `cnf.jkt`; `run --dpop-token`
+//! adds `Authorization: DPoP <token>` (one token for the run, or a new one per request) and
+//! the proofs' `ath`.
+//!
 //! `dpop-bench replay` loads a running dpop-replay service instead of Envoy (src/replay.rs):
 //! `POST /v1/replay` checks with keys unique to the run, HTTP/1.1 or h2c (src/h2c.rs).
 
@@ -51,6 +56,12 @@ enum Command {
         iss: String,
         #[arg(long, default_value = "bench-issuer")]
         kid: String,
+    },
+    /// Print {"seed": "...", "jkt": "..."}: a fresh client key's seed (for `run --key-seed`)
+    /// and its JWK thumbprint.
+    ClientKey {
+        #[arg(long, default_value = "EdDSA")]
+        alg: String,
     },
     /// Print the worst-case input classes as a JSON array.
     WorstClasses,
@@ -110,6 +121,15 @@ struct RunArgs {
     /// Send `Authorization: Bearer <TOKEN>` with every request.
     #[arg(long)]
     bearer: Option<String>,
+    /// With --alg: send `Authorization: DPoP <token>` bound to the proof's key (`cnf.jkt`,
+    /// proof `ath`): `shared` — one token per key for the whole run; `unique` — a new token
+    /// on every request.
+    #[arg(long, value_enum, default_value_t = TokenMode::None, requires = "alg", conflicts_with = "bearer")]
+    dpop_token: TokenMode,
+    /// With --alg: sign with the key of this seed (base64url, from `dpop-bench client-key`)
+    /// instead of fresh keys; needs --keys 1. (A base64url seed may start with '-'.)
+    #[arg(long, requires = "alg", allow_hyphen_values = true)]
+    key_seed: Option<String>,
     /// Concurrent keep-alive connections (one thread each).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -134,6 +154,13 @@ struct RunArgs {
     /// Per-request socket timeout, seconds.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TokenMode {
+    None,
+    Shared,
+    Unique,
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, String> {
@@ -169,12 +196,15 @@ fn run(a: RunArgs) -> Result<bool, String> {
         r.push_str("\r\n");
         r.into_bytes()
     };
-    let build = |proof: &str| -> Vec<u8> {
-        if proof.is_empty() {
-            with_headers(&[])
-        } else {
-            with_headers(&[("DPoP".to_owned(), proof.to_owned())])
+    let build = |proof: &str, token: Option<&str>| -> Vec<u8> {
+        let mut h = Vec::with_capacity(2);
+        if let Some(t) = token {
+            h.push(("Authorization".to_owned(), format!("DPoP {t}")));
         }
+        if !proof.is_empty() {
+            h.push(("DPoP".to_owned(), proof.to_owned()));
+        }
+        with_headers(&h)
     };
 
     let gen_started = std::time::Instant::now();
@@ -182,19 +212,37 @@ fn run(a: RunArgs) -> Result<bool, String> {
     let mut expect = load::Expect::ok();
     let mut prefix: Vec<u8> = Vec::new();
     let requests = match (&a.alg, &a.worst) {
-        (None, None) => load::Requests::Same(build("")),
+        (None, None) => load::Requests::Same(build("", None)),
         (Some(name), _) => {
             let alg = proofs::parse_alg(name)?;
-            let keys = std::thread::scope(|s| {
-                let hs: Vec<_> = (0..a.keys.max(1))
-                    .map(|_| s.spawn(move || proofs::ClientKey::generate(alg)))
-                    .collect();
-                hs.into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err("keygen panicked".into())))
-                    .collect::<Result<Vec<_>, String>>()
-            })?;
+            let keys = match &a.key_seed {
+                Some(seed) => {
+                    if a.keys != 1 {
+                        return Err("--key-seed signs with one key: use --keys 1".into());
+                    }
+                    let seed = dpop_guard::b64::decode(seed).ok_or("--key-seed: not base64url")?;
+                    vec![proofs::ClientKey::from_seed(alg, &seed)?]
+                }
+                None => std::thread::scope(|s| {
+                    let hs: Vec<_> = (0..a.keys.max(1))
+                        .map(|_| s.spawn(move || proofs::ClientKey::generate(alg)))
+                        .collect();
+                    hs.into_iter()
+                        .map(|h| h.join().unwrap_or_else(|_| Err("keygen panicked".into())))
+                        .collect::<Result<Vec<_>, String>>()
+                })?,
+            };
+            let tokens = match a.dpop_token {
+                TokenMode::None => proofs::Tokens::None,
+                TokenMode::Shared => proofs::Tokens::Shared(
+                    keys.iter()
+                        .map(|k| proofs::access_token(&k.public.thumbprint()))
+                        .collect::<Result<_, _>>()?,
+                ),
+                TokenMode::Unique => proofs::Tokens::Unique,
+            };
             // +1 for the preflight request.
-            let pool = proofs::make_pool(&keys, a.pool + 1, "GET", &htu, threads, &build)?;
+            let pool = proofs::make_pool(&keys, &tokens, a.pool + 1, "GET", &htu, threads, &build)?;
             load::Requests::Pool(pool)
         }
         (None, Some(id)) => {
@@ -423,6 +471,18 @@ fn worst_native(a: NativeArgs) -> Result<bool, String> {
     Ok(true)
 }
 
+fn client_key(alg: &str) -> Result<bool, String> {
+    let alg = proofs::parse_alg(alg)?;
+    let seed = dpop_guard::b64::encode(&proofs::random_bytes(32)?);
+    let seed_bytes = dpop_guard::b64::decode(&seed).ok_or("seed encoding")?;
+    let key = proofs::ClientKey::from_seed(alg, &seed_bytes)?;
+    println!(
+        "{}",
+        serde_json::json!({"alg": alg.name(), "seed": seed, "jkt": key.public.thumbprint()})
+    );
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
@@ -434,6 +494,7 @@ fn main() -> ExitCode {
         }),
         Command::WorstNative(a) => worst_native(a),
         Command::Replay(a) => replay::run(a),
+        Command::ClientKey { alg } => client_key(&alg),
         Command::Issuer { iss, kid } => proofs::issuer(&iss, &kid).map(|(jwks, token)| {
             println!("{}", serde_json::json!({"jwks": jwks, "token": token}));
             true

@@ -2,6 +2,11 @@
 //! `dpop` CLI and the tests do). The public JWK goes through the filter's own `PublicJwk`, and
 //! the first proof of every key is run through the filter's native `verify_proof` before any
 //! load is sent, so a proof the filter would refuse is caught before Envoy sees it.
+//!
+//! Requests may also carry an access token (`Authorization: DPoP <token>`, the proof's `ath`
+//! set to its hash): one per key for the whole run, or a new one per request ([`Tokens`]).
+//! The tokens are JWT-shaped, bound to the proof key by `cnf.jkt`, with a junk signature:
+//! `upstream` mode only decodes the payload, `introspection` mode never looks inside.
 
 use dpop_client::{KeyKind, ProofClaims, ProofSigner, SigningKey};
 use dpop_guard::b64;
@@ -37,9 +42,23 @@ pub fn parse_alg(name: &str) -> Result<Alg, String> {
 
 impl ClientKey {
     pub fn generate(alg: Alg) -> Result<ClientKey, String> {
+        Self::make(alg, None)
+    }
+
+    /// The same key for the same seed (EdDSA, ES256): `dpop-bench client-key` prints a seed
+    /// and its thumbprint, so an introspection answer can name the key before the run.
+    pub fn from_seed(alg: Alg, seed: &[u8]) -> Result<ClientKey, String> {
+        Self::make(alg, Some(seed))
+    }
+
+    fn make(alg: Alg, seed: Option<&[u8]>) -> Result<ClientKey, String> {
         let client_alg = dpop_client::Alg::from_name(alg.name())
             .ok_or_else(|| format!("{} is not benchmarked", alg.name()))?;
-        let key = SigningKey::generate(KeyKind::for_alg(client_alg, 2048)).map_err(text)?;
+        let kind = KeyKind::for_alg(client_alg, 2048);
+        let key = match seed {
+            Some(seed) => SigningKey::from_seed(kind, seed).map_err(text)?,
+            None => SigningKey::generate(kind).map_err(text)?,
+        };
         let public = PublicJwk::from_json(key.public_jwk().map_err(text)?.as_bytes())
             .map_err(|e| format!("generated {} JWK refused by the filter: {e:?}", alg.name()))?;
         Ok(ClientKey {
@@ -51,7 +70,15 @@ impl ClientKey {
 
     /// A proof with a fresh random `jti` and `iat` = now.
     pub fn proof(&self, htm: &str, htu: &str) -> Result<String, String> {
-        let claims = ProofClaims::new(htm, htu, now_secs()?).map_err(text)?;
+        self.proof_for(htm, htu, None)
+    }
+
+    /// [`ClientKey::proof`], with `ath` when the request carries `token`.
+    pub fn proof_for(&self, htm: &str, htu: &str, token: Option<&str>) -> Result<String, String> {
+        let mut claims = ProofClaims::new(htm, htu, now_secs()?).map_err(text)?;
+        if let Some(t) = token {
+            claims = claims.for_token(t);
+        }
         self.signer.proof(&claims).map_err(text)
     }
 
@@ -71,12 +98,65 @@ pub fn random_jti() -> Result<String, String> {
     dpop_client::random_jti().map_err(text)
 }
 
+/// An access token bound to `jkt` (`cnf.jkt`), JWT-shaped with a fresh `jti` and a junk
+/// ES256-sized signature (≈ 420 bytes, the size of a typical JWT access token).
+pub fn access_token(jkt: &str) -> Result<String, String> {
+    let now = now_secs()?;
+    let header = r#"{"alg":"ES256","typ":"at+jwt","kid":"bench-issuer"}"#;
+    let claims = serde_json::json!({
+        "iss": "https://issuer.bench.local",
+        "sub": "bench-client",
+        "client_id": "bench-client",
+        "scope": "read write",
+        "jti": random_b64(16)?,
+        "iat": now,
+        "exp": now + 3600,
+        "cnf": {"jkt": jkt},
+    });
+    Ok(format!(
+        "{}.{}.{}",
+        b64::encode(header.as_bytes()),
+        b64::encode(claims.to_string().as_bytes()),
+        random_b64(64)?
+    ))
+}
+
+/// The access tokens of a pool.
+pub enum Tokens {
+    /// No `Authorization` header.
+    None,
+    /// One token per key (index = key index), on every request of that key.
+    Shared(Vec<String>),
+    /// A new token (fresh `jti`) on every request.
+    Unique,
+}
+
+impl Tokens {
+    fn for_request(&self, key_index: usize, key: &ClientKey) -> Result<Option<String>, String> {
+        match self {
+            Tokens::None => Ok(None),
+            Tokens::Shared(ts) => ts
+                .get(key_index)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| "no token for this key".to_owned()),
+            Tokens::Unique => access_token(&key.public.thumbprint()).map(Some),
+        }
+    }
+}
+
 /// Checks a proof with the filter's own verifier (natively), as Envoy will see the request.
-pub fn self_check(proof: &str, htm: &str, htu: &str, key: &ClientKey) -> Result<(), String> {
+pub fn self_check(
+    proof: &str,
+    htm: &str,
+    htu: &str,
+    key: &ClientKey,
+    token: Option<&str>,
+) -> Result<(), String> {
     let facts = RequestFacts {
         method: htm,
         uri: htu,
-        access_token: None,
+        access_token: token,
         now: now_secs()?,
     };
     let v = verify_proof(proof, &facts, &ProofPolicy::default())
@@ -88,20 +168,24 @@ pub fn self_check(proof: &str, htm: &str, htu: &str, key: &ClientKey) -> Result<
 }
 
 /// Generates `n` requests, each carrying a unique proof, round-robin over `keys`, on `threads`
-/// threads. `build` turns a proof into the full request bytes.
+/// threads, with the access token `tokens` gives the request's key. `build` turns a proof and
+/// the token into the full request bytes.
 pub fn make_pool(
     keys: &[ClientKey],
+    tokens: &Tokens,
     n: usize,
     htm: &str,
     htu: &str,
     threads: usize,
-    build: &(dyn Fn(&str) -> Vec<u8> + Sync),
+    build: &(dyn Fn(&str, Option<&str>) -> Vec<u8> + Sync),
 ) -> Result<Vec<Vec<u8>>, String> {
     if keys.is_empty() {
         return Err("no client keys".into());
     }
-    for k in keys {
-        self_check(&k.proof(htm, htu)?, htm, htu, k)?;
+    for (i, k) in keys.iter().enumerate() {
+        let token = tokens.for_request(i, k)?;
+        let token = token.as_deref();
+        self_check(&k.proof_for(htm, htu, token)?, htm, htu, k, token)?;
     }
     let threads = threads.clamp(1, n.max(1));
     let chunk = n.div_ceil(threads);
@@ -117,7 +201,9 @@ pub fn make_pool(
                         let Some(key) = keys.get(i % keys.len()) else {
                             return Err("key index out of range".to_owned());
                         };
-                        out.push(build(&key.proof(htm, htu)?));
+                        let token = tokens.for_request(i % keys.len(), key)?;
+                        let token = token.as_deref();
+                        out.push(build(&key.proof_for(htm, htu, token)?, token));
                     }
                     Ok(out)
                 })
@@ -135,8 +221,13 @@ pub fn make_pool(
     for p in parts {
         pool.extend(p?);
     }
+    let with = match tokens {
+        Tokens::None => "",
+        Tokens::Shared(_) => ", one access token per key",
+        Tokens::Unique => ", a new access token each",
+    };
     eprintln!(
-        "dpop-bench: {} unique {} proofs ({} keys) in {:.1} s on {threads} threads",
+        "dpop-bench: {} unique {} proofs ({} keys{with}) in {:.1} s on {threads} threads",
         pool.len(),
         keys.first().map_or("?", |k| k.alg.name()),
         keys.len(),
@@ -199,8 +290,8 @@ mod tests {
             let a = k.proof("GET", htu).unwrap();
             let b = k.proof("GET", htu).unwrap();
             assert_ne!(a, b, "jti must differ");
-            self_check(&a, "GET", htu, &k).unwrap();
-            assert!(self_check(&a, "POST", htu, &k).is_err());
+            self_check(&a, "GET", htu, &k, None).unwrap();
+            assert!(self_check(&a, "POST", htu, &k, None).is_err());
         }
     }
 
@@ -210,13 +301,58 @@ mod tests {
             ClientKey::generate(Alg::EdDSA).unwrap(),
             ClientKey::generate(Alg::EdDSA).unwrap(),
         ];
-        let pool = make_pool(&keys, 101, "GET", "http://h/x", 3, &|p| {
-            p.as_bytes().to_vec()
-        })
+        let pool = make_pool(
+            &keys,
+            &Tokens::None,
+            101,
+            "GET",
+            "http://h/x",
+            3,
+            &|p, _| p.as_bytes().to_vec(),
+        )
         .unwrap();
         assert_eq!(pool.len(), 101);
         let set: std::collections::HashSet<_> = pool.iter().collect();
         assert_eq!(set.len(), 101);
+    }
+
+    #[test]
+    fn token_pools_bind_and_hash() {
+        let htu = "http://h/x";
+        let seed = [7u8; 32];
+        let k = ClientKey::from_seed(Alg::EdDSA, &seed).unwrap();
+        assert_eq!(
+            k.public.thumbprint(),
+            ClientKey::from_seed(Alg::EdDSA, &seed)
+                .unwrap()
+                .public
+                .thumbprint()
+        );
+        let jkt = k.public.thumbprint();
+        let t = access_token(&jkt).unwrap();
+        assert_eq!(
+            dpop_guard::token::inspect_unverified(&t)
+                .unwrap()
+                .jkt
+                .as_deref(),
+            Some(jkt.as_str())
+        );
+        let keys = vec![k];
+        let build = |p: &str, t: Option<&str>| format!("{}|{}", t.unwrap_or(""), p).into_bytes();
+        let shared = Tokens::Shared(vec![t.clone()]);
+        let unique = Tokens::Unique;
+        for (tokens, distinct) in [(&shared, 1), (&unique, 20)] {
+            let pool = make_pool(&keys, tokens, 20, "GET", htu, 2, &build).unwrap();
+            let mut seen = std::collections::HashSet::new();
+            for r in &pool {
+                let r = String::from_utf8(r.clone()).unwrap();
+                let (tok, proof) = r.split_once('|').unwrap();
+                self_check(proof, "GET", htu, &keys[0], Some(tok)).unwrap();
+                assert!(self_check(proof, "GET", htu, &keys[0], Some(&t[1..])).is_err());
+                seen.insert(tok.to_owned());
+            }
+            assert_eq!(seen.len(), distinct);
+        }
     }
 
     #[test]
