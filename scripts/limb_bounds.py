@@ -6,33 +6,35 @@ analysis of the source itself, and checks every bound the code's comments docume
                                       # 2 if the code no longer matches what it analyses
 
 Python 3 standard library only. The script reads the Rust sources, parses the straight-line
-field code (column sums, carry chains, Montgomery reduction, weak reduction) with a small
-Rust-subset parser and evaluates it over intervals of exact integers: every intermediate
-value of every statement is bounded, checked against the range of its type (i64 columns,
-i32 Ed25519 limbs), and the outputs are checked against the documented output bounds. It
-then evaluates the point formulas (`point.rs` of both curves, and the field's own chains)
-over the documented bound classes and checks that every product, reduction and zero test is
-fed inputs within its precondition, and that every point coordinate stored satisfies the
-class the next formula assumes (an inductive check of the whole contract).
+field code with a small Rust-subset parser and evaluates it over intervals of exact integers.
 
-What it parses and checks against its assumptions (so that a change of the code that
-invalidates the analysis fails here instead of passing silently):
+- P-256 (`p256/field.rs`, `p256/point.rs`): every intermediate value of the column sums,
+  Montgomery reduction and weak reduction is bounded and checked against its type (i64
+  columns); the outputs against the documented output bounds. The script checks p, R mod p,
+  R² mod p, b·R, 3·R and the zero forms; the 81-term product and 45-term square columns; the
+  nine reduction rounds (the shifts must add up to p); the weak fold (it must add up to
+  2^256 mod p); the bounds in the module docs and in the debug assertions.
+- Ed25519 (`ed25519/field.rs`, `ed25519/point.rs`, `ed25519/mod.rs`): the field is
+  fiat-crypto's verified 32-bit code (a dependency, correct by construction for inputs within
+  its bounds), so what is checked is that our code only feeds fiat's functions inputs within
+  fiat's documented bounds: the pinned version, and (when Cargo has its source here) the
+  tight / loose bounds, the 2p of sub and opp, and the signatures it documents; which of our
+  functions calls which fiat function; that limbs are made outside fiat only as zeroed
+  out-parameters, the curve constants (values checked, canonical hence tight) and a masked
+  swap; then the point formulas and the decoding, evaluated over per-limb intervals: every
+  fiat operation's operands within the class it demands, every stored coordinate within its
+  type's documented class.
 
-- Ed25519 (`ed25519/field.rs`, `ed25519/field/generated.rs`, `ed25519/point.rs`): the limb
-  layout table, the multiplication and squaring columns (every term, with its ×2/×19
-  factors), the carry chain (order, rounding constants, shifts, ×19 fold), the q chain of
-  `to_bytes`, the curve constants (values and limb ranges), the bounds in the module docs and
-  in the `debug_assert!` constants;
-- P-256 (`p256/field.rs`, `p256/point.rs`): p, R mod p, R² mod p, b·R, 3·R and the zero
-  forms; the 81-term product and 45-term square columns; the nine reduction rounds (the
-  shifts must add up to p); the weak fold (it must add up to 2^256 mod p); the bounds in the
-  module docs and in the debug assertions.
-
-Loops that are not straight-line code (the P-256 `carry`, the `to_bytes` normalisation) are
-modelled here, and their source text is checked to be what the model assumes.
+The point formulas of both curves are evaluated over the documented bound classes: every
+product, reduction and zero test is fed inputs within its precondition, and every point
+coordinate stored satisfies the class the next formula assumes (an inductive check of the
+whole contract). Loops that are not straight-line code (the P-256 `carry`, the `to_bytes`
+normalisation) are modelled here, and their source text is checked to be what the model
+assumes.
 """
 
 import math
+import os
 import re
 import sys
 from fractions import Fraction
@@ -41,7 +43,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "crates" / "jose-verify" / "src"
 ED_FIELD = SRC / "ed25519" / "field.rs"
-ED_GEN = SRC / "ed25519" / "field" / "generated.rs"
 ED_POINT = SRC / "ed25519" / "point.rs"
 ED_MOD = SRC / "ed25519" / "mod.rs"
 P_FIELD = SRC / "p256" / "field.rs"
@@ -49,7 +50,6 @@ P_POINT = SRC / "p256" / "point.rs"
 P_MOD = SRC / "p256" / "mod.rs"
 
 I64 = (-(1 << 63), (1 << 63) - 1)
-I32 = (-(1 << 31), (1 << 31) - 1)
 
 ROWS = []  # (section, item, bound found, limit, ok)
 FAILURES = []
@@ -638,7 +638,7 @@ class Source:
                 return -ev(e[1])
             if kind == "array":
                 return [ev(x) for x in e[1]]
-            if kind == "call" and e[1] == "Fe":
+            if kind == "call" and e[1] in ("Fe", "Tight"):
                 return ev(e[2][0])
             if kind == "tuple":
                 return [ev(x) for x in e[1]]
@@ -850,216 +850,169 @@ def fn_stmts(src, owner, name):
 
 
 # ------------------------------------------------------------------------------------------
-# Ed25519: GF(2^255 − 19), ten signed limbs of 26/25 bits (ref10)
+# Ed25519: GF(2^255 − 19) on fiat-crypto's verified curve25519_32 code
 # ------------------------------------------------------------------------------------------
 
 ED_P = 2**255 - 19
+FIAT_VERSION = "0.2.9"
+ED_WIDTHS = [26 - i % 2 for i in range(10)]
+ED_OFFS = [math.ceil(25.5 * i) for i in range(10)]
+# fiat's documented bounds (inclusive) of its two field-element types, and the 2p ("balance")
+# that its sub and opp add so that nothing goes below zero
+FIAT_TIGHT = [1 << w for w in ED_WIDTHS]
+FIAT_LOOSE = [3 << w for w in ED_WIDTHS]
+FIAT_BALANCE = [0x7FFFFDA] + [0x3FFFFFE if i % 2 else 0x7FFFFFE for i in range(1, 10)]
+# the fiat functions our field.rs calls: (arguments' classes, result class)
+FIAT_SIGS = {
+    "carry_mul": (["tight_out", "loose", "loose"]),
+    "carry_square": (["tight_out", "loose"]),
+    "carry": (["tight_out", "loose"]),
+    "add": (["loose_out", "tight", "tight"]),
+    "sub": (["loose_out", "tight", "tight"]),
+    "opp": (["loose_out", "tight"]),
+    "relax": (["loose_out", "tight"]),
+    "to_bytes": (["bytes_out", "tight"]),
+    "from_bytes": (["tight_out", "bytes"]),
+}
+# which of our functions wraps which fiat function (every other function calls none)
+ED_WRAPPERS = {
+    (None, "mul_loose"): "carry_mul",
+    (None, "square_loose"): "carry_square",
+    ("FeLoose", "carry"): "carry",
+    ("Fe", "add"): "add",
+    ("Fe", "sub"): "sub",
+    ("Fe", "neg"): "opp",
+    ("Fe", "loose"): "relax",
+    ("Fe", "to_bytes"): "to_bytes",
+    ("Fe", "from_bytes"): "from_bytes",
+}
+
+
+def fiat_source():
+    """curve25519_32.rs of the pinned fiat-crypto, if Cargo has it on this machine."""
+    homes = [Path(os.environ["CARGO_HOME"])] if os.environ.get("CARGO_HOME") else []
+    homes.append(Path.home() / ".cargo")
+    for home in homes:
+        for p in sorted((home / "registry" / "src").glob(f"*/fiat-crypto-{FIAT_VERSION}/src/curve25519_32.rs")):
+            return p
+    return None
+
+
+def ed25519_fiat():
+    """The pinned crate, and (when its source is here) the bounds and signatures it
+    documents: the classes this analysis assumes are fiat's own."""
+    sec = "ed25519 fiat-crypto"
+    toml = (ROOT / "crates" / "jose-verify" / "Cargo.toml").read_text()
+    pinned = re.search(r'^fiat-crypto = \{ version = "=([0-9.]+)"', toml, re.M)
+    require(pinned is not None, "jose-verify/Cargo.toml pins fiat-crypto (version = \"=x.y.z\")")
+    record(sec, "jose-verify pins fiat-crypto", pinned.group(1), f"= {FIAT_VERSION}", pinned.group(1) == FIAT_VERSION)
+    src = fiat_source()
+    if src is None:
+        record(sec, f"fiat-crypto {FIAT_VERSION} source (not in the Cargo registry here: bounds as documented)",
+               "not checked", "", True)
+        return
+    text = src.read_text()
+
+    def bounds(ty):
+        m = re.search(r"/\*\* The type fiat_25519_" + ty + r"_field_element .*?\*/\s*/\*\* Bounds: \[(.*?)\] \*/", text, re.S)
+        require(m is not None, f"fiat {ty} bounds")
+        pairs = re.findall(r"\[0x0 ~> (0x[0-9a-f]+)\]", m.group(1))
+        return [int(x, 16) for x in pairs]
+
+    for ty, want in (("tight", FIAT_TIGHT), ("loose", FIAT_LOOSE)):
+        got = bounds(ty)
+        record(sec, f"{ty} bounds documented by fiat = the script's", ", ".join(hex(x) for x in got[:2]) + ", …",
+               "= " + ", ".join(hex(x) for x in want[:2]) + ", …", got == want)
+    bal = re.search(r"balance = \[(.*?)\]", text)
+    got = [int(x, 16) for x in re.findall(r"0x[0-9a-f]+", bal.group(1))] if bal else []
+    record(sec, "balance (2p) of sub / opp", "2p" if sum(b << o for b, o in zip(got, ED_OFFS)) == 2 * ED_P else "?",
+           "= 2p", got == FIAT_BALANCE)
+    for i, b in enumerate(FIAT_BALANCE):
+        ok = f"((0x{b:x} + (arg1[{i}])) - (arg2[{i}]))" in text and f"(0x{b:x} - (arg1[{i}]))" in text
+        require(ok, f"fiat sub/opp limb {i}: balance + a − b / balance − a")
+    types = {"tight_out": "&mut fiat_25519_tight_field_element", "loose_out": "&mut fiat_25519_loose_field_element",
+             "bytes_out": "&mut [u8; 32]", "tight": "&fiat_25519_tight_field_element",
+             "loose": "&fiat_25519_loose_field_element", "bytes": "&[u8; 32]"}
+    for name, args in FIAT_SIGS.items():
+        params = ", ".join(f"{'out1' if k == 0 else f'arg{k}'}: {types[a]}" for k, a in enumerate(args))
+        sig = f"pub fn fiat_25519_{name}({params})"
+        record(sec, f"fiat_25519_{name}: ({', '.join(args[1:])}) → {args[0][:-4]}", "as assumed" if sig in text else "differs",
+               "", sig in text)
+    fb = "arg1: [[0x0 ~> 0xff], " in text and "[0x0 ~> 0xff], [0x0 ~> 0x7f]]" in text
+    record(sec, "fiat_25519_from_bytes: last byte ≤ 0x7f (its input bound)", "documented" if fb else "?", "", fb)
 
 
 def ed25519_field():
-    field, gen = Source(ED_FIELD), Source(ED_GEN)
+    field = Source(ED_FIELD)
     sec = "ed25519 field"
+    # the documented classes are fiat's
+    require(field.says("[`Fe`] is *tight*: limbs in [0, 2^26] (even i) and [0, 2^25] (odd i)"), "tight bound in the docs")
+    require(field.says("[`FeLoose`] is *loose*: limbs in [0, 3·2^26] / [0, 3·2^25]"), "loose bound in the docs")
+    # the wrappers: the field's only fields are fiat's types, private to field.rs (nothing
+    # else can make limbs), and each fiat function is called where the table says
+    require(field.contains("pub struct Fe(Tight);") and field.contains("pub struct FeLoose(Loose);"),
+            "Fe and FeLoose wrap fiat's tight / loose types in a private field")
+    require(field.contains("fiat_25519_loose_field_element as Loose") and field.contains("fiat_25519_tight_field_element as Tight"),
+            "Loose / Tight are fiat's types")
+    calls = {}
+    for key, (_, a, b) in field.fns.items():
+        t = field.toks[a:b]
+        for i in range(len(t) - 1):
+            if t[i][0] == "id" and t[i][1].startswith("fiat_25519_") and t[i + 1] == ("op", "("):
+                calls.setdefault(key, []).append(t[i][1][len("fiat_25519_"):])
+    want = {k: [v] for k, v in ED_WRAPPERS.items()}
+    got = {k: v for k, v in calls.items()}
+    record(sec, "fiat functions called, and by which function", f"{sum(map(len, got.values()))} calls",
+           "as listed", got == want)
+    if got != want:
+        FAILURES.append(f"{sec}: fiat calls {got}, expected {want}")
+    # limbs made outside fiat: zeroed outputs, the constants, cswap's masked swap
+    toks = field.toks
+    made = []
+    for i in range(len(toks) - 1):
+        if toks[i][0] == "id" and toks[i][1] in ("Tight", "Loose") and toks[i + 1] == ("op", "("):
+            zero = toks[i + 2:i + 7] == [("op", "["), ("num", 0), ("op", ";"), ("num", 10), ("op", "]")]
+            made.append(zero)
+    consts = [n for n in field.consts if n in ("D", "D2", "SQRT_M1", "BASE_X", "BASE_Y", "ONE")]
+    record(sec, "limbs made outside fiat: zeroed out-parameters, ZERO, and the constants below",
+           f"{sum(made)} zeroed, {len(made) - sum(made)} constants", "", len(made) - sum(made) == len(consts))
+    for key, (_, a, b) in field.fns.items():
+        t = field.toks[a:b]
+        uses = any(x == ("id", "limbs_mut") for x in t)
+        require(not uses or key in ((None, "cswap"),), f"field.rs: {key} uses limbs_mut (only cswap may)")
+    for path in (ED_POINT, ED_MOD, SRC / "ed25519" / "scalar_mul.rs"):
+        require(("id", "limbs_mut") not in Source(path).toks, f"{path.name} uses limbs_mut (only field.rs' cswap may)")
+        for ty in ("Tight", "Loose", "fiat_25519_tight_field_element", "fiat_25519_loose_field_element"):
+            require(("id", ty) not in Source(path).toks, f"{path.name} names fiat's {ty}")
+    require(field.contains("let t = (*x ^ *y) & m; *x ^= t; *y ^= t;"), "cswap is a masked swap (each result one of its inputs)")
+    record(sec, "cswap: a masked swap of two values of one type (the class is kept)", "parsed", "", True)
+    require(field.contains("*top &= 0x7f; // fiat's input bound: the last byte ≤ 0x7f")
+            and field.contains("fiat_25519_from_bytes(&mut out, &bytes);"), "from_bytes masks the top bit first")
+    record(sec, "from_bytes: the last byte masked to ≤ 0x7f before fiat_25519_from_bytes", "parsed", "", True)
 
-    # the limb layout: offsets ⌈25.5·i⌉, widths 26, 25, …
-    limbs = field.const_ints("LIMBS")
-    want = [(math.ceil(25.5 * i), 26 - i % 2) for i in range(10)]
-    require([tuple(x) for x in limbs] == want, f"LIMBS is {limbs}, the analysis assumes {want}")
-    widths = [w for _, w in want]
-    offs = [o for o, _ in want]
-
-    # the documented bounds, and the debug_assert constants that implement them
-    require(field.says("|fᵢ| ≤ 1.01·2^25 (even i) and ≤ 1.01·2^24 (odd i)"), "reduced bound (1.01) in the docs")
-    require(field.says("(limbs within 3.3·2^25 / 3.3·2^24)"), "product-input bound (3.3) in the docs")
-    red_pc = field.const_ints("REDUCED_PERCENT")
-    inp_pc = field.const_ints("PRODUCT_INPUT_PERCENT")
-    require((red_pc, inp_pc) == (101, 330), "REDUCED_PERCENT / PRODUCT_INPUT_PERCENT are 101 / 330")
-    reduced = [Iv(-(red_pc << (25 - i % 2)) // 100, (red_pc << (25 - i % 2)) // 100) for i in range(10)]
-    product_in = [Iv(-(inp_pc << (25 - i % 2)) // 100, (inp_pc << (25 - i % 2)) // 100) for i in range(10)]
-
-    # the carry chain
-    params, chain = fn_stmts(field, "Fe", "carry_wide")
-    require(params == ["h"], "carry_wide(h)")
-    chain = [s for s in chain if s[0] != "skip"]
-    require(chain[0][0] == "let" and chain[0][1][0] == "parr", "carry_wide destructures h")
-    body = [s for s in chain[1:] if s[0] == "assign"]
-    order, i = [], 0
-    while i < len(body):
-        st = body[i]
-        require(st[0] == "assign" and st[2] == ("path", "c"), f"carry step {i}: c = …")
-        (src, s) = Straight("", {}).rounding_carry(st[3]) or (None, None)
-        require(src is not None, f"carry step {i}: c = (h + 2^(s−1)) >> s")
-        width = widths[int(src[1:])]
-        require(s == width, f"carry step {i}: {src} carried at {s} bits, its width is {width}")
-        add, sub = body[i + 1], body[i + 2]
-        dst = add[2][1]
-        k = int(src[1:])
-        require(dst == f"h{(k + 1) % 10}", f"carry step {i}: {src} into {dst}")
-        fold = add[3] == ("bin", "*", ("path", "c"), ("num", 19))
-        require(add[1] == "+=" and (add[3] == ("path", "c") or fold), f"carry step {i}: {dst} += c")
-        require(fold == (k == 9), f"carry step {i}: ×19 exactly when folding 2^255")
-        require(sub[1] == "-=" and sub[2] == ("path", src), f"carry step {i}: {src} −= c << {s}")
-        order.append(k)
-        i += 3
-    require(order == [0, 4, 1, 5, 2, 6, 3, 7, 4, 8, 9, 0], f"carry order {order} (ref10's)")
-    tail = [s for s in chain if s[0] == "let" and s[1] == ("pvar", "r")]
-    require(tail, "carry_wide ends with `let r = [h0, …, h9].map(|x| x as i32)`")
-
-    def carry_wide(cols, name):
-        env = {f"h{k}": c for k, c in enumerate(cols)}
-        ev = Straight(name, env)
-        ev.run([s for s in chain[1:] if s[0] == "assign"])
-        out = [ev.env[f"h{k}"] for k in range(10)]
-        return out, ev.max_mag
-
-    # the column bodies: mul (generated), square_columns (generated), square2 (×2)
-    def columns(owner, fname, inputs_f, inputs_g, name):
-        params, stmts = fn_stmts(gen, owner, fname)
-        env = {}
-        ev = Straight(name, env)
-        lets = [s for s in stmts if s[0] == "let"]
-        for st in lets:
-            pat, value = st[1], st[2]
-            if pat[0] == "parr":
-                src = value
-                require(src[0] == "method" and src[2] == "map", f"{fname}: limbs from .map(i64::from)")
-                who = src[1]
-                names = [p[1] for p in pat[1]]
-                vals = inputs_f if who == ("field", ("path", "self"), "0") else inputs_g
-                for n, v in zip(names, vals):
-                    ev.assign(n, v)
-            else:
-                ev.run([st])
-        cols = [ev.env[f"h{k}"] for k in range(10)]
-        return cols, ev.max_mag
-
-    # the rule the generated columns must follow: h_k = Σ f_i g_j (j = k − i mod 10), ×19 if
-    # i + j ≥ 10, ×2 if i and j are odd — re-derived from the parsed terms
-    _, mstmts = fn_stmts(gen, "Fe", "mul")
-    lets = {s[1][1]: s[2] for s in mstmts if s[0] == "let" and s[1][0] == "pvar"}
-
-    def factor_of(name):
-        if name in lets:
-            e = lets[name]
-            require(e[0] == "bin" and e[1] == "*" and e[2][0] == "num", f"{name} = k * x")
-            return e[2][1], e[3][1]
-        return 1, name
-
-    for k in range(10):
-        terms = []
-
-        def flatten(e):
-            if e[0] == "bin" and e[1] == "+":
-                flatten(e[2])
-                flatten(e[3])
-            else:
-                terms.append(e)
-
-        flatten(lets[f"h{k}"])
-        seen = set()
-        for t in terms:
-            require(t[0] == "bin" and t[1] == "*", f"mul h{k}: products only")
-            ca, a = factor_of(t[2][1])
-            cb, b = factor_of(t[3][1])
-            i, j = int(a[1:]), int(b[1:])
-            require((i + j) % 10 == k, f"mul h{k}: f{i}·g{j} in the wrong column")
-            want_c = (19 if i + j >= 10 else 1) * (2 if i % 2 and j % 2 else 1)
-            require(ca * cb == want_c, f"mul h{k}: f{i}·g{j} has factor {ca * cb}, want {want_c}")
-            seen.add(i)
-        require(seen == set(range(10)), f"mul h{k}: ten terms")
-    record(sec, "mul columns follow the ×19 / ×2 rule (parsed)", "100 terms", "", True)
-
-    # the exact value of each rule against integers: Σ h_k 2^off_k ≡ f·g (mod p) for a few limbs
     def value(ls):
-        return sum(x * (1 << o) for x, o in zip(ls, offs))
+        return sum(x * (1 << o) for x, o in zip(ls, ED_OFFS))
 
-    # bounds
-    for label, fname, fin, gin in [
-        ("mul, inputs ≤ 3.3·2^25/2^24", "mul", product_in, product_in),
-        ("square, input ≤ 3.3·2^25/2^24", "square_columns", product_in, product_in),
-    ]:
-        cols, mag = columns("Fe", fname, fin, gin, label)
-        colmax = max(c.mag() for c in cols)
-        record(sec, f"{label}: largest column", log2(colmax), "< 2^63", colmax < 2**63)
-        record(sec, f"{label}: largest intermediate", log2(mag), "< 2^63", mag < 2**63)
-        out, cmag = carry_wide(cols, label)
-        record(sec, f"{label}: carry chain intermediates", log2(cmag), "< 2^63", cmag < 2**63)
-        ok = all(o.within(r.lo, r.hi) for o, r in zip(out, reduced))
-        worst = max(Fraction(o.mag(), 1 << (25 - i % 2)) for i, o in enumerate(out))
-        record(sec, f"{label}: output limbs / 2^25,2^24", f"{float(worst):.6f}", "≤ 1.01", ok)
-
-    # square2: 2 × the square columns of a reduced input
-    require(field.contains("Fe::carry_wide(self.square_columns().map(|h| 2 * h))"), "square2 doubles the columns")
-    cols, _ = columns("Fe", "square_columns", reduced, reduced, "square2")
-    cols2 = [Iv(2 * c.lo, 2 * c.hi) for c in cols]
-    colmax = max(c.mag() for c in cols2)
-    record(sec, "square2, input ≤ 1.01·2^25/2^24: largest doubled column", log2(colmax), "< 2^63", colmax < 2**63)
-    out, cmag = carry_wide(cols2, "square2")
-    ok = all(o.within(r.lo, r.hi) for o, r in zip(out, reduced))
-    worst = max(Fraction(o.mag(), 1 << (25 - i % 2)) for i, o in enumerate(out))
-    record(sec, "square2: output limbs / 2^25,2^24", f"{float(worst):.6f}", "≤ 1.01", ok)
-    # and why square2 needs a reduced input: at the product-input bound it overflows
-    cols, _ = columns("Fe", "square_columns", product_in, product_in, "square2 wide")
-    wide = max(2 * c.mag() for c in cols)
-    record(sec, "square2 at the 3.3 bound would need (why its input must be reduced)", log2(wide), "(informative)", True)
-
-    # carry() of lazy values (the input bound of `carry`, `to_bytes`, `is_zero`, …)
-    out, cmag = carry_wide(product_in, "carry of a product input")
-    ok = all(o.within(r.lo, r.hi) for o, r in zip(out, reduced))
-    worst = max(Fraction(o.mag(), 1 << (25 - i % 2)) for i, o in enumerate(out))
-    record(sec, "carry(), input ≤ 3.3·2^25/2^24: output / 2^25,2^24", f"{float(worst):.6f}", "≤ 1.01", ok)
-    full = [Iv(*I32) for _ in range(10)]
-    out, _ = carry_wide(full, "carry of any i32 limbs")
-    worst = max(Fraction(o.mag(), 1 << (25 - i % 2)) for i, o in enumerate(out))
-    record(sec, "carry(), any i32 limbs: output / 2^25,2^24", f"{float(worst):.6f}", "≤ 1.01", worst <= Fraction(101, 100))
-    reduced_exact = carry_wide(product_in, "")[0]
-
-    # lazy add/sub/neg of up to three reduced terms; from_bytes limbs
-    three = [Iv(3 * r.lo, 3 * r.hi) for r in reduced]
-    ok = all(t.within(p.lo, p.hi) and t.within(*I32) for t, p in zip(three, product_in))
-    record(sec, "add/sub of three reduced terms within the product-input bound", "3.03", "≤ 3.3", ok)
-    fb = [Iv(0, (1 << w) - 1) for w in widths]
-    ok = all(t.within(p.lo, p.hi) for t, p in zip(fb, product_in))
-    record(sec, "from_bytes limbs (< 2^26 / 2^25) are product inputs", "2.0", "≤ 3.3", ok)
-    record(sec, "from_bytes limbs are not reduced (always carried first)", "2.0", "> 1.01", True)
-
-    # to_bytes: the q chain on a reduced input, then the normalisation loop (modelled)
-    _, tb = fn_stmts(field, "Fe", "to_bytes")
-    require(field.says("q = ⌊V / p⌋ ∈ {−1, 0} for a reduced V"), "to_bytes documents q ∈ {−1, 0}")
-    env = {f"h{k}": v for k, v in enumerate(reduced_exact)}
-    ev = Straight("to_bytes q", env)
-    qs = [s for s in tb if (s[0] == "let" and s[1] == ("pvar", "q")) or (s[0] == "assign" and s[2] == ("path", "q"))]
-    require(len(qs) == 11, "to_bytes: eleven q steps")
-    ev.run(qs)
-    q = ev.env["q"]
-    record(sec, "to_bytes: q = ⌊V/p⌋ of a reduced V", f"{q}", "⊂ {−1, 0}", q.within(-1, 0))
-    require(field.contains("let mut h = [h0 + 19 * q, h1, h2, h3, h4, h5, h6, h7, h8, h9];"), "to_bytes adds 19q")
-    require(field.contains("*x += carry; carry = *x >> width; *x -= carry << width;"), "to_bytes' loop is a floor carry")
-    h = [reduced_exact[0] + Iv(19) * q] + reduced_exact[1:]
-    carry = Iv(0)
-    for k in range(10):
-        x = h[k] + carry
-        carry = x.shr(widths[k])
-        h[k] = Iv(0, (1 << widths[k]) - 1)
-    record(sec, "to_bytes: carry out of bit 255 (dropped)", f"{carry}", "⊂ [−1, 0]", carry.within(-1, 0))
-
-    # the curve constants: values and limb ranges
+    # the curve constants: values and limb ranges (canonical, hence tight)
     d = (-121665 * pow(121666, -1, ED_P)) % ED_P
     sqrt_m1 = pow(2, (ED_P - 1) // 4, ED_P)
     by = 4 * pow(5, -1, ED_P) % ED_P
     consts = {}
-    for name, want_v in [("D", d), ("D2", 2 * d % ED_P), ("SQRT_M1", sqrt_m1), ("BASE_Y", by), ("BASE_X", None)]:
-        ls = gen.const_ints(name)
+    for name, want_v in [("D", d), ("D2", 2 * d % ED_P), ("SQRT_M1", sqrt_m1), ("BASE_Y", by), ("BASE_X", None), ("ONE", 1)]:
+        ls = field.const_ints(name)
         consts[name] = ls
         v = value(ls)
-        ok = all(0 <= x < (1 << w) for x, w in zip(ls, widths)) and v < ED_P
+        ok = len(ls) == 10 and all(0 <= x < (1 << w) for x, w in zip(ls, ED_WIDTHS)) and v < ED_P
         if want_v is not None:
             ok = ok and v == want_v
         else:
             x = v
             y = by
             ok = ok and (-x * x + y * y - 1 - d * x * x * y * y) % ED_P == 0 and x % 2 == 0
-        record(sec, f"constant {name}: value, canonical limbs", "ok" if ok else "wrong", "", ok)
-    return {"reduced": reduced_exact, "reduced_doc": reduced, "product_in": product_in, "consts": consts, "widths": widths}
+        record(sec, f"constant {name}: value, canonical (tight) limbs", "ok" if ok else "wrong", "", ok)
+    require(field.contains("pub const ZERO: Fe = Fe(Tight([0; 10]));"), "Fe::ZERO")
+    consts["ZERO"] = [0] * 10
+    return {"consts": consts}
 
 
 # ------------------------------------------------------------------------------------------
@@ -1583,7 +1536,7 @@ class Frame:
         if kind == "index":
             self.ev(e[1])
             return Opaque()
-        if kind == "range":
+        if kind in ("range", "repeat"):
             return Opaque()
         if kind == "try":
             return self.ev(e[1])
@@ -1743,19 +1696,17 @@ def p256_points(classes, field):
 
 
 class EdDomain:
-    """Ed25519 field values as per-limb intervals; preconditions from field.rs."""
+    """Ed25519 field values as per-limb intervals of fiat's unsigned limbs; each fiat
+    operation checks that its operands are within the class fiat's signature demands."""
 
-    PRIMITIVE = {"add", "sub", "neg", "mul", "square", "square2", "carry", "is_zero", "to_bytes", "map"}
+    PRIMITIVE = {"add", "sub", "neg", "mul", "square", "carry", "to_bytes", "map"}
 
     def __init__(self, facts, checks):
         self.f = facts
         self.checks = checks
-        self.red = EClass(facts["reduced"])
-        self.inp = EClass(facts["product_in"])
-        self.red_doc = EClass(facts["reduced_doc"])
+        self.tight = EClass(Iv(0, b) for b in FIAT_TIGHT)
+        self.loose = EClass(Iv(0, b) for b in FIAT_LOOSE)
         self.consts = {n: EClass(Iv(x) for x in ls) for n, ls in facts["consts"].items()}
-        self.consts["ONE"] = EClass([Iv(1)] + [Iv(0)] * 9)
-        self.consts["ZERO"] = EClass([Iv(0)] * 10)
 
     def loop_env(self, where, st):
         return self.f["loops"].get(where, {})
@@ -1773,15 +1724,21 @@ class EdDomain:
         raise AnalysisError(f"{where}: unknown name {name}")
 
     def call(self, frame, name, args, e):
-        if name == "Fe":
-            # Fe(limbs): negate_if's masked swap (the bounds of the swapped pair) — or a
-            # constant
+        if name == "cswap":
+            # a masked swap of two values of one type: afterwards each is either of them
+            require(len(e[2]) == 3 and all(a[0] == "ref" and a[1][0] == "path" for a in e[2][:2]),
+                    f"{frame.where}: cswap(&mut a, &mut b, swap)")
+            a, b = args[0], args[1]
+            both = join(a, b)
+            for x in e[2][:2]:
+                frame.env[x[1][1]] = both
+            self.checks.add(f"{frame.where}: cswap of two values of one class", None, "", True, "kept")
             return Opaque()
         if "::" in name:
             owner, fname = name.split("::")
             if owner == "Fe" and fname == "from_bytes":
-                # the low 255 bits in 26/25-bit limbs
-                return EClass(Iv(0, (1 << w) - 1) for w in self.f["widths"])
+                # fiat_25519_from_bytes of 255 bits: limbs < 2^26 / 2^25
+                return EClass(Iv(0, (1 << w) - 1) for w in ED_WIDTHS)
             if owner in ("Vec",):
                 return Opaque()
             return frame.it.call(owner, fname, args)
@@ -1791,33 +1748,38 @@ class EdDomain:
             return Opaque()
         raise AnalysisError(f"{frame.where}: call {name}")
 
-    def need(self, a, bound, what, where):
-        worst = max(Fraction(x.mag(), 1 << (25 - i % 2)) for i, x in enumerate(a.ivs))
+    def need(self, a, cls, what, where):
+        bound = self.tight if cls == "tight" else self.loose
+        worst = max(Fraction(x.hi, 1 << w) for x, w in zip(a.ivs, ED_WIDTHS))
         ok = a.within(bound)
-        self.checks.add(f"{where}: {what}", float(worst), "3.3" if bound is self.inp else "1.01", ok)
+        self.checks.add(f"{where}: {what} {cls}", float(worst), "1 (tight)" if cls == "tight" else "3 (loose)", ok)
 
     def method(self, a, name, args, where, e):
         if name in ("add", "sub"):
             b = args[0]
-            r = EClass(x + y if name == "add" else x - y for x, y in zip(a.ivs, b.ivs))
-            self.need(r, self.inp, f"{name} result (lazy, i32)", where)
+            self.need(a, "tight", f"{name} operand", where)
+            self.need(b, "tight", f"{name} operand", where)
+            if name == "add":
+                r = EClass(x + y for x, y in zip(a.ivs, b.ivs))
+            else:
+                r = EClass(Iv(k) + x - y for k, x, y in zip(FIAT_BALANCE, a.ivs, b.ivs))
+            self.need(r, "loose", f"{name} result", where)
             return r
         if name == "neg":
-            self.need(a, self.inp, "neg input", where)
-            return EClass(-x for x in a.ivs)
+            self.need(a, "tight", "neg operand", where)
+            r = EClass(Iv(k) - x for k, x in zip(FIAT_BALANCE, a.ivs))
+            self.need(r, "loose", "neg result", where)
+            return r
         if name in ("mul", "square"):
-            self.need(a, self.inp, f"{name} input", where)
+            self.need(a, "loose", f"{name} operand", where)
             if name == "mul":
-                self.need(args[0], self.inp, "mul input", where)
-            return self.red
-        if name == "square2":
-            self.need(a, self.red_doc, "square2 input", where)
-            return self.red
+                self.need(args[0], "loose", "mul operand", where)
+            return self.tight
         if name == "carry":
-            self.need(a, self.inp, f"{name} input", where)
-            return self.red
-        if name in ("is_zero", "to_bytes"):
-            self.need(a, self.inp, f"{name} input (carried)", where)
+            self.need(a, "loose", "carry input", where)
+            return self.tight
+        if name == "to_bytes":
+            self.need(a, "tight", "to_bytes input", where)
             return Opaque()
         if name == "map":
             return Opaque()
@@ -1829,71 +1791,52 @@ def ed25519_points(facts):
     checks = Checks(sec)
     points, field, mod = Source(ED_POINT), Source(ED_FIELD), Source(ED_MOD)
     dom = EdDomain(facts, checks)
-    red, inp = dom.red, dom.inp
-    bx, by = dom.consts["BASE_X"], dom.consts["BASE_Y"]
-    # the classes of stored coordinates: reduced (a product's or carry's output), except an
-    # Ext made by from_affine from the base point's constants (canonical limbs < 2^26 / 2^25)
-    ext_x = red.hull(bx).hull(dom.consts["ZERO"])
-    ext_y = red.hull(by).hull(dom.consts["ONE"])
-    pn_sum = EClass(y + x for x, y in zip(ext_x.ivs, ext_y.ivs))
-    pn_dif = EClass(y - x for x, y in zip(ext_x.ivs, ext_y.ivs))
-    pn = pn_sum.hull(pn_dif)
+    tight, loose = dom.tight, dom.loose
     contracts = {
-        "Ext": {"x": ext_x, "y": ext_y, "z": red.hull(dom.consts["ONE"]), "t": red.hull(dom.consts["ZERO"])},
-        "Proj": {"x": ext_x, "y": ext_y, "z": red.hull(dom.consts["ONE"])},
-        "Completed": {"x": inp, "y": inp, "z": inp, "t": inp},
-        "Niels": {"ypx": red, "ymx": red, "xy2d": red},
-        "PNiels": {"ypx": pn, "ymx": pn, "z": red.hull(dom.consts["ONE"]), "t2d": red},
+        "Ext": {"x": tight, "y": tight, "z": tight, "t": tight},
+        "Proj": {"x": tight, "y": tight, "z": tight},
+        "Completed": {"x": loose, "y": loose, "z": loose, "t": loose},
+        "Niels": {"ypx": tight, "ymx": tight, "xy2d": tight},
+        "PNiels": {"ypx": loose, "ymx": loose, "z": tight, "t2d": tight},
     }
-    require(points.says("every coordinate stored in [`Ext`], [`Proj`], [`Niels`] and [`PNiels`] is reduced, "
-                        "except the sums y±x of a [`PNiels`] (two reduced terms) and the base point made by "
-                        "[`Ext::from_affine`] from the constants `BASE_X`, `BASE_Y`"),
-            "ed25519 point.rs: the stored-coordinate contract (reduced, base point excepted)")
+    require(points.says("every coordinate stored in [`Ext`], [`Proj`] and [`Niels`], and Z and 2d·T of a "
+                        "[`PNiels`], is tight (a product, a square or a carried sum); the sums Y ± X of a "
+                        "[`PNiels`] and the four coordinates of a [`Completed`] are loose"),
+            "ed25519 point.rs: the stored-coordinate contract (tight, the loose sums excepted)")
     ext = Struct("Ext", dict(contracts["Ext"]))
     proj = Struct("Proj", dict(contracts["Proj"]))
     comp = Struct("Completed", dict(contracts["Completed"]))
     niels = Struct("Niels", dict(contracts["Niels"]))
     pniels = Struct("PNiels", dict(contracts["PNiels"]))
     facts["loops"] = {
-        "batch_to_niels": {"p": ext, "b": red, "o": Opaque(), "before": Opaque(), "out": Opaque()},
+        "batch_to_niels": {"p": ext, "b": tight, "o": Opaque(), "before": Opaque(), "out": Opaque()},
     }
     it = Interp(dom, [points, field, mod], contracts, checks)
     analysed = {
-        ("Ext", "from_affine"): [ext_x, ext_y],
+        ("Ext", "from_affine"): [tight, tight],
         ("Ext", "to_proj"): [ext],
         ("Ext", "to_pniels"): [ext],
-        ("Ext", "add_niels"): [ext, niels],
+        ("Ext", "add_niels"): [ext, niels, Opaque()],
         ("Ext", "add_pniels"): [ext, pniels],
         ("Ext", "sub_pniels"): [ext, pniels],
         ("Ext", "double"): [ext],
         ("Ext", "is_small_order"): [ext],
         ("Ext", "is_identity"): [ext],
-        ("Ext", "equals_affine"): [ext, red, red],
+        ("Ext", "equals_affine"): [ext, tight, tight],
         ("Proj", "double"): [proj],
         ("Completed", "to_ext"): [comp],
         ("Completed", "to_proj"): [comp],
         (None, "batch_to_niels"): [Opaque()],
     }
     for key in points.fns:
-        require(key in analysed or key == ("Niels", "negate_if"), f"ed25519 point.rs: {key} is not analysed: extend the script")
-    # negate_if swaps y+x and y−x and negates 2dxy with masks: the bounds are kept
-    require(points.contains("xy2d: Fe(self.xy2d.0.map(|x| (x ^ m) - m)),"), "negate_if negates with a mask")
+        require(key in analysed, f"ed25519 point.rs: {key} is not analysed: extend the script")
     for (owner, name), args in analysed.items():
         it.call(owner, name, args)
-    # the decoding of points (mod.rs: from_bytes, carry, sqrt_ratio, pow_p58); invert is
-    # reached from batch_to_niels
+    # the decoding of points (mod.rs: from_bytes, sqrt_ratio, pow_p58); invert is reached
+    # from batch_to_niels
     it.call(None, "decompress", [Opaque()])
     checks.flush()
-    # the numbers point.rs gives for the base point
-    require(points.says("up to 1.84·2^24 in an odd limb of x") and points.says("sums y ± x of at most 3.15·2^24 (an odd limb)"),
-            "ed25519 point.rs: the base point's bounds")
-    odd = lambda c: max(Fraction(x.mag(), 1 << 24) for i, x in enumerate(c.ivs) if i % 2)
-    even = lambda c: max(Fraction(x.mag(), 1 << 25) for i, x in enumerate(c.ivs) if i % 2 == 0)
-    bxy = EClass(a + b for a, b in zip(bx.ivs, by.ivs))
-    record(sec, "base point: x's largest odd limb (documented 1.84·2^24)", f"{float(odd(bx)):.4f}", "≤ 1.84", odd(bx) <= Fraction(184, 100))
-    record(sec, "base point: y + x, largest odd limb (documented 3.15·2^24)", f"{float(odd(bxy)):.4f}", "≤ 3.15", odd(bxy) <= Fraction(315, 100))
-    record(sec, "base point: y + x, largest even limb (/2^25)", f"{float(even(bxy)):.4f}", "≤ 3.15", even(bxy) <= Fraction(315, 100))
-    it.report_built(lambda c: "max " + f"{max(float(Fraction(x.mag(), 1 << (25 - i % 2))) for i, x in enumerate(c.ivs)):.4f}")
+    it.report_built(lambda c: "max " + f"{max(float(Fraction(x.hi, 1 << w)) for x, w in zip(c.ivs, ED_WIDTHS)):.4f}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -1932,6 +1875,7 @@ def guard_field_ops():
 
 def main():
     try:
+        ed25519_fiat()
         facts = ed25519_field()
         classes, pfield = p256_field()
         p256_points(classes, pfield)

@@ -5,8 +5,8 @@
 //! signatures), so the code branches on values, skips zero digits and exits early. Never use
 //! it with secrets.
 //!
-//! - [`ed25519`]: ref10 field (10 × 25.5-bit limbs), a per-process base-point table built by
-//!   [`ed25519::warm_up`], per-key comb tables earned by reuse;
+//! - [`ed25519`]: fiat-crypto's verified field code (10 × 25.5-bit limbs), a per-process
+//!   base-point table built by [`ed25519::warm_up`], per-key comb tables earned by reuse;
 //! - [`p256`]: 29-bit-limb Montgomery field, interleaved wNAF with static tables of G,
 //!   per-key tables earned by reuse;
 //! - [`rsa`]: Montgomery exponentiation on 32-bit limbs, for keys within the one RSA policy

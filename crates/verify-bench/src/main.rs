@@ -33,5 +33,6 @@ fn main() {
     results.extend(verify_bench::run_cached(&input, &clock));
     results.extend(verify_bench::run_ed25519_parts(&clock));
     results.extend(verify_bench::run_rotation(&input, &clock));
+    results.extend(verify_bench::run_fastest(&input, &clock));
     println!("{}", verify_bench::report(&results, "native"));
 }

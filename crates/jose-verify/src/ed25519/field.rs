@@ -1,241 +1,225 @@
-//! Arithmetic modulo p = 2^255 − 19 for wasm32 (the ref10 representation).
+//! Arithmetic modulo p = 2^255 − 19 on fiat-crypto's verified 32-bit code
+//! (`fiat_crypto::curve25519_32`, generated and proven correct by fiat-crypto).
 //!
-//! An element is ten signed limbs of alternately 26 and 25 bits, V = Σ fᵢ·2^⌈25.5·i⌉. wasm32
-//! multiplies 64×64→64 natively but not 64×64→128, so a product is 100 i64 multiply-adds of
-//! 32-bit values with no carry handling, then one carry chain (the reduction folds 2^255 ≡ 19).
+//! An element is ten unsigned limbs of alternately 26 and 25 bits, V = Σ fᵢ·2^⌈25.5·i⌉, in
+//! one of fiat's two bound classes, each its own type here:
+//! - [`Fe`] is *tight*: limbs in [0, 2^26] (even i) and [0, 2^25] (odd i). Products, squares,
+//!   carries, `from_bytes` and the constants are tight.
+//! - [`FeLoose`] is *loose*: limbs in [0, 3·2^26] / [0, 3·2^25]. [`Fe::add`], [`Fe::sub`]
+//!   and [`Fe::neg`] take tight operands and return loose sums (fiat's `sub` and `opp` add
+//!   2p first, so nothing goes below zero).
 //!
-//! # Bounds (the ref10 contract; every caller in `point.rs` keeps to it)
-//! - [`Fe::mul`], [`Fe::square`] and [`Fe::carry`] return *reduced* limbs: |fᵢ| ≤ 1.01·2^25
-//!   (even i) and ≤ 1.01·2^24 (odd i).
-//! - Their inputs may be the sum or difference of up to three reduced elements (limbs within
-//!   3.3·2^25 / 3.3·2^24): every product column then stays below 2^63.
-//! - [`Fe::add`], [`Fe::sub`], [`Fe::neg`] do not carry; their results only feed the above.
-//!
-//! Debug builds (and the tests, which run with debug assertions: `make unit` also runs them
-//! at release optimisation) assert these bounds at run time: the reduced output of the carry
-//! chain, the inputs of [`Fe::square`] and [`Fe::square2`], and the results of [`Fe::add`],
-//! [`Fe::sub`], [`Fe::neg`] (within the product-input bound). [`Fe::mul`] is generated, so
-//! its inputs are asserted where they are made: every `Fe` is a constant, a `from_bytes`
-//! value (limbs < 2^26 / 2^25), a carry-chain output or one of those three lazy results.
-//! `scripts/limb_bounds.py` re-derives the bounds (no i64 column overflows, the outputs are
-//! reduced) by interval analysis of this code and of `field/generated.rs`.
-//!
-//! The multiplication and squaring column bodies and the constants ([`D`], [`D2`],
-//! [`SQRT_M1`], [`BASE_X`], [`BASE_Y`]) are in `field/generated.rs`, written by
-//! `scripts/gen-fe25519.py` (rule: ×19 where the limb indices wrap past 10, ×2 where both are
-//! odd) and checked against exact integers in the tests. Variable time throughout: only
-//! public data is handled.
+//! Fiat's functions are correct for inputs within these bounds, and the types enforce them:
+//! [`Fe::mul`] and [`Fe::square`] (`carry_mul`, `carry_square`) accept either class, an
+//! addition or subtraction takes only tight operands, and [`FeLoose::carry`] makes a loose
+//! value tight again. The only limbs made outside fiat's functions are the constants below
+//! (canonical, < 2^26 / 2^25) and [`cswap`]'s masked swap of two values of one class;
+//! `scripts/limb_bounds.py` checks both, and evaluates the point formulas over these classes.
+//! Variable time throughout: only public data is handled.
 
-mod generated;
+use fiat_crypto::curve25519_32::{
+    fiat_25519_add, fiat_25519_carry, fiat_25519_carry_mul, fiat_25519_carry_square,
+    fiat_25519_from_bytes, fiat_25519_loose_field_element as Loose, fiat_25519_opp,
+    fiat_25519_relax, fiat_25519_sub, fiat_25519_tight_field_element as Tight, fiat_25519_to_bytes,
+};
 
-pub use generated::{BASE_X, BASE_Y, D, D2, SQRT_M1};
+/// An element of GF(2^255 − 19) with fiat's tight limb bounds.
+#[derive(Clone, Copy)]
+pub struct Fe(Tight);
 
-/// An element of GF(2^255 − 19), see the module docs for the limb bounds.
-#[derive(Clone, Copy, Debug)]
-pub struct Fe(pub [i32; 10]);
+/// An element of GF(2^255 − 19) with fiat's loose limb bounds: an input of [`Fe::mul`],
+/// [`Fe::square`] and [`FeLoose::carry`] only.
+#[derive(Clone, Copy)]
+pub struct FeLoose(Loose);
 
-/// Bit offset and width of each limb.
-const LIMBS: [(u32, u32); 10] = [
-    (0, 26),
-    (26, 25),
-    (51, 26),
-    (77, 25),
-    (102, 26),
-    (128, 25),
-    (153, 26),
-    (179, 25),
-    (204, 26),
-    (230, 25),
-];
+impl core::fmt::Debug for Fe {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Fe({:?})", self.0 .0)
+    }
+}
 
-/// The bounds of the contract as multiples of 2^25 (even limbs) and 2^24 (odd limbs), in
-/// hundredths: a reduced element, and an input of a product (up to three reduced terms).
-#[cfg(debug_assertions)]
-const REDUCED_PERCENT: i64 = 101;
-#[cfg(debug_assertions)]
-const PRODUCT_INPUT_PERCENT: i64 = 330;
+impl core::fmt::Debug for FeLoose {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "FeLoose({:?})", self.0 .0)
+    }
+}
 
-/// Every limb within `percent`/100 of 2^25 (even limbs) or 2^24 (odd limbs).
-#[cfg(debug_assertions)]
-fn within(limbs: &[i32; 10], percent: i64) -> bool {
-    limbs
-        .iter()
-        .enumerate()
-        .all(|(i, &x)| 100 * i64::from(x).abs() <= percent << (25 - i % 2))
+/// d = −121665/121666, the curve constant.
+pub const D: Fe = Fe(Tight([
+    0x35978a3, 0xd37284, 0x3156ebd, 0x6a0a0e, 0x1c029, 0x179e898, 0x3a03cbb, 0x1ce7198, 0x2e2b6ff,
+    0x1480db3,
+]));
+/// 2·d.
+pub const D2: Fe = Fe(Tight([
+    0x2b2f159, 0x1a6e509, 0x22add7a, 0xd4141d, 0x38052, 0xf3d130, 0x3407977, 0x19ce331, 0x1c56dff,
+    0x901b67,
+]));
+/// √−1 = 2^((p−1)/4).
+pub const SQRT_M1: Fe = Fe(Tight([
+    0x20ea0b0, 0x186c9d2, 0x8f189d, 0x35697f, 0xbd0c60, 0x1fbd7a7, 0x2804c9e, 0x1e16569, 0x4fc1d,
+    0xae0c92,
+]));
+/// x of the base point B (even).
+pub const BASE_X: Fe = Fe(Tight([
+    0x325d51a, 0x18b5823, 0xf6592a, 0x104a92d, 0x1a4b31d, 0x1d6dc5c, 0x27118fe, 0x7fd814,
+    0x13cd6e5, 0x85a4db,
+]));
+/// y of the base point B = 4/5.
+pub const BASE_Y: Fe = Fe(Tight([
+    0x2666658, 0x1999999, 0xcccccc, 0x1333333, 0x1999999, 0x666666, 0x3333333, 0xcccccc, 0x2666666,
+    0x1999999,
+]));
+
+/// An operand of a product: either bound class (a tight value is also loose).
+pub trait Operand {
+    fn loose(&self) -> Loose;
+}
+
+impl Operand for Fe {
+    #[inline(always)]
+    fn loose(&self) -> Loose {
+        let mut out = Loose([0; 10]);
+        fiat_25519_relax(&mut out, &self.0);
+        out
+    }
+}
+
+impl Operand for FeLoose {
+    #[inline(always)]
+    fn loose(&self) -> Loose {
+        self.0
+    }
+}
+
+/// The limbs of a value of either class, for [`cswap`].
+pub trait Limbs {
+    fn limbs_mut(&mut self) -> &mut [u32; 10];
+}
+
+impl Limbs for Fe {
+    #[inline(always)]
+    fn limbs_mut(&mut self) -> &mut [u32; 10] {
+        &mut self.0 .0
+    }
+}
+
+impl Limbs for FeLoose {
+    #[inline(always)]
+    fn limbs_mut(&mut self) -> &mut [u32; 10] {
+        &mut self.0 .0
+    }
+}
+
+/// Swaps `a` and `b` (two values of the same class) when `swap`, with masks instead of a
+/// data-dependent branch: the sign of a scalar digit is unpredictable, and a mispredicted
+/// branch per table addition costs more than these masks. Each result is one of the two
+/// inputs, so the class is kept.
+#[inline(always)]
+pub fn cswap<T: Limbs>(a: &mut T, b: &mut T, swap: bool) {
+    let m = 0u32.wrapping_sub(u32::from(swap));
+    for (x, y) in a.limbs_mut().iter_mut().zip(b.limbs_mut().iter_mut()) {
+        let t = (*x ^ *y) & m;
+        *x ^= t;
+        *y ^= t;
+    }
+}
+
+/// Product of two operands (fiat's `carry_mul`).
+#[inline(always)]
+fn mul_loose(a: &Loose, b: &Loose) -> Fe {
+    let mut out = Tight([0; 10]);
+    fiat_25519_carry_mul(&mut out, a, b);
+    Fe(out)
+}
+
+/// Square of an operand (fiat's `carry_square`).
+#[inline(always)]
+fn square_loose(a: &Loose) -> Fe {
+    let mut out = Tight([0; 10]);
+    fiat_25519_carry_square(&mut out, a);
+    Fe(out)
+}
+
+impl FeLoose {
+    /// self · rhs (tight).
+    #[inline]
+    pub fn mul<R: Operand>(&self, rhs: &R) -> Fe {
+        mul_loose(&self.0, &rhs.loose())
+    }
+
+    /// self² (tight).
+    #[inline]
+    pub fn square(&self) -> Fe {
+        square_loose(&self.0)
+    }
+
+    /// The same value with tight limbs (fiat's `carry`).
+    #[inline]
+    pub fn carry(&self) -> Fe {
+        let mut out = Tight([0; 10]);
+        fiat_25519_carry(&mut out, &self.0);
+        Fe(out)
+    }
 }
 
 impl Fe {
-    pub const ZERO: Fe = Fe([0; 10]);
-    pub const ONE: Fe = Fe([1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    pub const ZERO: Fe = Fe(Tight([0; 10]));
+    pub const ONE: Fe = Fe(Tight([1, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
 
     /// The low 255 bits of `b` (little-endian; the top bit is ignored). Values in [p, 2^255)
     /// are accepted unreduced: callers that need a canonical encoding check it themselves.
     pub fn from_bytes(b: &[u8; 32]) -> Fe {
-        let mut words = [0u64; 4];
-        for (w, c) in words.iter_mut().zip(b.chunks_exact(8)) {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(c);
-            *w = u64::from_le_bytes(a);
+        let mut bytes = *b;
+        if let Some(top) = bytes.last_mut() {
+            *top &= 0x7f; // fiat's input bound: the last byte ≤ 0x7f
         }
-        if let Some(top) = words.get_mut(3) {
-            *top &= (1 << 63) - 1;
-        }
-        Fe(LIMBS.map(|(off, width)| {
-            let i = (off / 64) as usize;
-            let s = off % 64;
-            let lo = words.get(i).copied().unwrap_or(0) >> s;
-            let hi = if s == 0 {
-                0
-            } else {
-                words.get(i + 1).copied().unwrap_or(0) << (64 - s)
-            };
-            ((lo | hi) & ((1u64 << width) - 1)) as i32
-        }))
+        let mut out = Tight([0; 10]);
+        fiat_25519_from_bytes(&mut out, &bytes);
+        Fe(out)
     }
 
     /// The canonical little-endian encoding (value reduced into [0, p)).
     #[allow(clippy::wrong_self_convention)] // by reference: a large Copy value
     pub fn to_bytes(&self) -> [u8; 32] {
-        let [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9] = self.carry().0.map(i64::from);
-        // q = ⌊V / p⌋ ∈ {−1, 0} for a reduced V (|V| < p; ref10 fe_tobytes)
-        let mut q = (19 * h9 + (1 << 24)) >> 25;
-        q = (h0 + q) >> 26;
-        q = (h1 + q) >> 25;
-        q = (h2 + q) >> 26;
-        q = (h3 + q) >> 25;
-        q = (h4 + q) >> 26;
-        q = (h5 + q) >> 25;
-        q = (h6 + q) >> 26;
-        q = (h7 + q) >> 25;
-        q = (h8 + q) >> 26;
-        q = (h9 + q) >> 25;
-        // V − q·p = V + 19q − 2^255·q: add 19q, carry, drop bit 255
-        let mut h = [h0 + 19 * q, h1, h2, h3, h4, h5, h6, h7, h8, h9];
-        let mut carry = 0i64;
-        for (x, &(_, width)) in h.iter_mut().zip(LIMBS.iter()) {
-            *x += carry;
-            carry = *x >> width;
-            *x -= carry << width;
-        }
-        let mut words = [0u64; 4];
-        for (x, &(off, width)) in h.iter().zip(LIMBS.iter()) {
-            let v = *x as u64;
-            let i = (off / 64) as usize;
-            let s = off % 64;
-            if let Some(w) = words.get_mut(i) {
-                *w |= v << s;
-            }
-            if s + width > 64 {
-                if let Some(w) = words.get_mut(i + 1) {
-                    *w |= v >> (64 - s);
-                }
-            }
-        }
         let mut out = [0u8; 32];
-        for (c, w) in out.chunks_exact_mut(8).zip(words.iter()) {
-            c.copy_from_slice(&w.to_le_bytes());
-        }
+        fiat_25519_to_bytes(&mut out, &self.0);
         out
     }
 
-    pub fn add(&self, rhs: &Fe) -> Fe {
-        let mut r = self.0;
-        for (x, y) in r.iter_mut().zip(rhs.0.iter()) {
-            *x += *y;
-        }
-        #[cfg(debug_assertions)]
-        debug_assert!(within(&r, PRODUCT_INPUT_PERCENT), "add: lazy result bound");
-        Fe(r)
+    /// self + rhs (loose).
+    #[inline]
+    pub fn add(&self, rhs: &Fe) -> FeLoose {
+        let mut out = Loose([0; 10]);
+        fiat_25519_add(&mut out, &self.0, &rhs.0);
+        FeLoose(out)
     }
 
-    pub fn sub(&self, rhs: &Fe) -> Fe {
-        let mut r = self.0;
-        for (x, y) in r.iter_mut().zip(rhs.0.iter()) {
-            *x -= *y;
-        }
-        #[cfg(debug_assertions)]
-        debug_assert!(within(&r, PRODUCT_INPUT_PERCENT), "sub: lazy result bound");
-        Fe(r)
+    /// self − rhs (loose).
+    #[inline]
+    pub fn sub(&self, rhs: &Fe) -> FeLoose {
+        let mut out = Loose([0; 10]);
+        fiat_25519_sub(&mut out, &self.0, &rhs.0);
+        FeLoose(out)
     }
 
-    pub fn neg(&self) -> Fe {
-        #[cfg(debug_assertions)]
-        debug_assert!(
-            within(&self.0, PRODUCT_INPUT_PERCENT),
-            "neg: lazy result bound"
-        );
-        Fe(self.0.map(|x| -x))
+    /// −self (loose).
+    #[inline]
+    pub fn neg(&self) -> FeLoose {
+        let mut out = Loose([0; 10]);
+        fiat_25519_opp(&mut out, &self.0);
+        FeLoose(out)
     }
 
-    /// Reduced limbs (one carry chain), same value.
-    pub fn carry(&self) -> Fe {
-        Fe::carry_wide(self.0.map(i64::from))
+    /// self · rhs (tight).
+    #[inline]
+    pub fn mul<R: Operand>(&self, rhs: &R) -> Fe {
+        mul_loose(&self.loose(), &rhs.loose())
     }
 
-    /// The ref10 carry chain on 64-bit column sums; the result is reduced.
-    #[inline(always)]
-    fn carry_wide(h: [i64; 10]) -> Fe {
-        let [mut h0, mut h1, mut h2, mut h3, mut h4, mut h5, mut h6, mut h7, mut h8, mut h9] = h;
-        let mut c;
-        c = (h0 + (1 << 25)) >> 26;
-        h1 += c;
-        h0 -= c << 26;
-        c = (h4 + (1 << 25)) >> 26;
-        h5 += c;
-        h4 -= c << 26;
-        c = (h1 + (1 << 24)) >> 25;
-        h2 += c;
-        h1 -= c << 25;
-        c = (h5 + (1 << 24)) >> 25;
-        h6 += c;
-        h5 -= c << 25;
-        c = (h2 + (1 << 25)) >> 26;
-        h3 += c;
-        h2 -= c << 26;
-        c = (h6 + (1 << 25)) >> 26;
-        h7 += c;
-        h6 -= c << 26;
-        c = (h3 + (1 << 24)) >> 25;
-        h4 += c;
-        h3 -= c << 25;
-        c = (h7 + (1 << 24)) >> 25;
-        h8 += c;
-        h7 -= c << 25;
-        c = (h4 + (1 << 25)) >> 26;
-        h5 += c;
-        h4 -= c << 26;
-        c = (h8 + (1 << 25)) >> 26;
-        h9 += c;
-        h8 -= c << 26;
-        c = (h9 + (1 << 24)) >> 25;
-        h0 += c * 19;
-        h9 -= c << 25;
-        c = (h0 + (1 << 25)) >> 26;
-        h1 += c;
-        h0 -= c << 26;
-        let r = [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9].map(|x| x as i32);
-        #[cfg(debug_assertions)]
-        debug_assert!(within(&r, REDUCED_PERCENT), "carry: reduced output bound");
-        Fe(r)
-    }
-
-    /// self² (reduced).
+    /// self² (tight).
     #[inline]
     pub fn square(&self) -> Fe {
-        #[cfg(debug_assertions)]
-        debug_assert!(
-            within(&self.0, PRODUCT_INPUT_PERCENT),
-            "square: input bound"
-        );
-        Fe::carry_wide(self.square_columns())
-    }
-
-    /// 2·self² (reduced). The input must be reduced (the doubled columns then stay < 2^63).
-    #[inline]
-    pub fn square2(&self) -> Fe {
-        #[cfg(debug_assertions)]
-        debug_assert!(within(&self.0, REDUCED_PERCENT), "square2: input bound");
-        Fe::carry_wide(self.square_columns().map(|h| 2 * h))
+        square_loose(&self.loose())
     }
 
     /// self^(2^n).
@@ -285,7 +269,7 @@ impl Fe {
     }
 
     pub fn equals(&self, rhs: &Fe) -> bool {
-        self.sub(rhs).is_zero()
+        self.to_bytes() == rhs.to_bytes()
     }
 
     /// √(u/v) when u/v is a square: `Some(x)` with x² = u/v (either root), else `None`.
@@ -295,9 +279,9 @@ impl Fe {
         let v7 = v3.square().mul(v);
         let x = u.mul(&v3).mul(&u.mul(&v7).pow_p58());
         let vxx = v.mul(&x.square());
-        if vxx.sub(u).is_zero() {
+        if vxx.equals(u) {
             Some(x)
-        } else if vxx.add(u).is_zero() {
+        } else if vxx.neg().carry().equals(u) {
             Some(x.mul(&SQRT_M1))
         } else {
             None

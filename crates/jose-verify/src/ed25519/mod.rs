@@ -9,7 +9,8 @@
 //!
 //! Verification handles only public data, so the code is variable time. Design:
 //!
-//! - field: ten 25.5-bit limbs (ref10), products in i64 ([`field`]);
+//! - field: fiat-crypto's formally verified 32-bit code (ten 25.5-bit limbs, products in
+//!   u64), its tight and loose bounds kept by types ([`field`]);
 //! - no doublings for [s]B: a per-VM table of j·256^i·B (32 rows × 128 affine points,
 //!   480 KiB, built once: [`warm_up`]) and signed radix-256 digits: 32 additions;
 //! - a key verified a second time is *prepared* (once, kept in the key): a comb table of
@@ -92,14 +93,14 @@ pub fn warm_up() {
 /// A point decoded with ed25519-dalek's rules: the low 255 bits as y (values ≥ p taken
 /// mod p), x the root whose low bit is the sign bit (x = 0 with the sign bit set gives 0).
 pub(crate) fn decompress(bytes: &[u8; 32]) -> Option<(Fe, Fe)> {
-    let y = Fe::from_bytes(bytes).carry();
+    let y = Fe::from_bytes(bytes);
     let yy = y.square();
-    let u = yy.sub(&Fe::ONE);
-    let v = yy.mul(&D).add(&Fe::ONE);
+    let u = yy.sub(&Fe::ONE).carry();
+    let v = yy.mul(&D).add(&Fe::ONE).carry();
     let mut x = Fe::sqrt_ratio(&u, &v)?;
     let sign = bytes.get(31).is_some_and(|b| b >> 7 == 1);
     if x.is_negative() != sign {
-        x = x.neg();
+        x = x.neg().carry();
     }
     Some((x, y))
 }

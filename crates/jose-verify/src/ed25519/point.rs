@@ -5,15 +5,14 @@
 //! (y+x, y−x, 2d·xy) that make one addition 7 multiplications. d is not a square, so the
 //! addition law is complete: no exceptional cases.
 //!
-//! Limb bounds (see `field`): every coordinate stored in [`Ext`], [`Proj`], [`Niels`] and
-//! [`PNiels`] is reduced, except the sums y±x of a [`PNiels`] (two reduced terms) and the base
-//! point made by [`Ext::from_affine`] from the constants `BASE_X`, `BASE_Y`, whose limbs are
-//! canonical (< 2^26 / 2^25: up to 1.84·2^24 in an odd limb of x, not reduced). Every formula
-//! below feeds multiplications at most three reduced terms, or for the base point sums y ± x
-//! of at most 3.15·2^24 (an odd limb): within the 3.3 product-input bound either way.
-//! `scripts/limb_bounds.py` checks each product and each stored coordinate against these.
+//! Limb bounds (see `field`): every coordinate stored in [`Ext`], [`Proj`] and [`Niels`], and
+//! Z and 2d·T of a [`PNiels`], is tight (a product, a square or a carried sum); the sums
+//! Y ± X of a [`PNiels`] and the four coordinates of a [`Completed`] are loose (one fiat
+//! addition or subtraction of tight values), and only ever multiplied. A sum that is added to
+//! or subtracted from again (2Z, Y² ± X², 2Z²) is carried first. `scripts/limb_bounds.py`
+//! checks each fiat operation's inputs and each stored coordinate against these classes.
 
-use super::field::{Fe, D2};
+use super::field::{cswap, Fe, FeLoose, D2};
 
 /// Extended coordinates.
 #[derive(Clone, Copy, Debug)]
@@ -35,13 +34,13 @@ pub struct Proj {
 /// The result of an addition or doubling: x = X/Z, y = Y/T.
 #[derive(Clone, Debug)]
 pub struct Completed {
-    x: Fe,
-    y: Fe,
-    z: Fe,
-    t: Fe,
+    x: FeLoose,
+    y: FeLoose,
+    z: FeLoose,
+    t: FeLoose,
 }
 
-/// An affine addend: (y + x, y − x, 2d·x·y), all reduced.
+/// An affine addend: (y + x, y − x, 2d·x·y), all tight.
 #[derive(Clone, Copy, Debug)]
 pub struct Niels {
     pub ypx: Fe,
@@ -49,33 +48,11 @@ pub struct Niels {
     pub xy2d: Fe,
 }
 
-impl Niels {
-    /// −self when `negate` (swap y+x and y−x, negate 2dxy), without a data-dependent
-    /// branch: the sign of a scalar digit is unpredictable, and a mispredicted branch per
-    /// table addition costs more than these masks.
-    #[inline(always)]
-    pub fn negate_if(&self, negate: bool) -> Niels {
-        let m = -i32::from(negate);
-        let mut ypx = self.ypx.0;
-        let mut ymx = self.ymx.0;
-        for (a, b) in ypx.iter_mut().zip(ymx.iter_mut()) {
-            let t = (*a ^ *b) & m;
-            *a ^= t;
-            *b ^= t;
-        }
-        Niels {
-            ypx: Fe(ypx),
-            ymx: Fe(ymx),
-            xy2d: Fe(self.xy2d.0.map(|x| (x ^ m) - m)),
-        }
-    }
-}
-
 /// A projective addend: (Y + X, Y − X, Z, 2d·T).
 #[derive(Clone, Copy, Debug)]
 pub struct PNiels {
-    ypx: Fe,
-    ymx: Fe,
+    ypx: FeLoose,
+    ymx: FeLoose,
     z: Fe,
     t2d: Fe,
 }
@@ -117,17 +94,24 @@ impl Ext {
         }
     }
 
-    /// self + n (n affine).
-    pub fn add_niels(&self, n: &Niels) -> Completed {
-        let pp = self.y.add(&self.x).mul(&n.ypx);
-        let mm = self.y.sub(&self.x).mul(&n.ymx);
+    /// self + n, or self − n when `negate` (n affine). −n swaps y+x and y−x and negates
+    /// 2d·xy, which swaps the sum and difference with 2Z; both swaps are masked ([`cswap`]).
+    #[inline]
+    pub fn add_niels(&self, n: &Niels, negate: bool) -> Completed {
+        let (mut ypx, mut ymx) = (n.ypx, n.ymx);
+        cswap(&mut ypx, &mut ymx, negate);
+        let pp = self.y.add(&self.x).mul(&ypx);
+        let mm = self.y.sub(&self.x).mul(&ymx);
         let txy2d = self.t.mul(&n.xy2d);
-        let z2 = self.z.add(&self.z);
+        let z2 = self.z.add(&self.z).carry();
+        let mut z = z2.add(&txy2d);
+        let mut t = z2.sub(&txy2d);
+        cswap(&mut z, &mut t, negate);
         Completed {
             x: pp.sub(&mm),
             y: pp.add(&mm),
-            z: z2.add(&txy2d),
-            t: z2.sub(&txy2d),
+            z,
+            t,
         }
     }
 
@@ -137,7 +121,7 @@ impl Ext {
         let mm = self.y.sub(&self.x).mul(&n.ymx);
         let tt2d = self.t.mul(&n.t2d);
         let zz = self.z.mul(&n.z);
-        let zz2 = zz.add(&zz);
+        let zz2 = zz.add(&zz).carry();
         Completed {
             x: pp.sub(&mm),
             y: pp.add(&mm),
@@ -152,7 +136,7 @@ impl Ext {
         let mp = self.y.sub(&self.x).mul(&n.ypx);
         let tt2d = self.t.mul(&n.t2d);
         let zz = self.z.mul(&n.z);
-        let zz2 = zz.add(&zz);
+        let zz2 = zz.add(&zz).carry();
         Completed {
             x: pm.sub(&mp),
             y: pm.add(&mp),
@@ -188,19 +172,21 @@ impl Ext {
 }
 
 impl Proj {
-    /// 2·self (4 squarings).
+    /// 2·self (4 squarings, 3 carries).
     pub fn double(&self) -> Completed {
         let xx = self.x.square();
         let yy = self.y.square();
-        let zz2 = self.z.square2();
+        let zz = self.z.square();
+        let zz2 = zz.add(&zz).carry();
         let xpy2 = self.x.add(&self.y).square();
         let yy_plus_xx = yy.add(&xx);
         let yy_minus_xx = yy.sub(&xx);
+        let (sum, dif) = (yy_plus_xx.carry(), yy_minus_xx.carry());
         Completed {
-            x: xpy2.sub(&yy_plus_xx),
+            x: xpy2.sub(&sum),
             y: yy_plus_xx,
             z: yy_minus_xx,
-            t: zz2.sub(&yy_minus_xx),
+            t: zz2.sub(&dif),
         }
     }
 }

@@ -77,7 +77,7 @@ impl Comb {
                 let Some(n) = self.points.get(idx) else {
                     continue;
                 };
-                acc = acc.add_niels(&n.negate_if((digit < 0) != negate)).to_ext();
+                acc = acc.add_niels(n, (digit < 0) != negate).to_ext();
             }
         }
         acc
