@@ -6,22 +6,66 @@
 //! context, so a member whose client goes away cannot take the batch with it. Each member is
 //! finished from the answer with the effective context set to it, exactly as it would have
 //! finished itself ([`Filter::apply_replay`]); its filter picks up what it needs later (the
-//! response nonce) from [`Coalescer::settled`].
+//! response nonce) from [`Coalescer::handoff`].
+//!
+//! The same machinery makes introspection single-flight: the requests that need an answer for
+//! the same token wait on one root-context callout, and each is then decided again from the
+//! answer, in its own stream ([`Root::on_introspection_answer`]).
 
 use super::abi::{self, now_nanos, now_secs};
 use super::filter::{Filter, ReplyContext, Stage};
 use super::metrics::bump;
+use super::profile::Probe;
 use super::{Root, Shared};
 use crate::config::ReplayConfig;
+use crate::introspection::{self, Answer};
 use crate::outcome::ProofKey;
 use crate::reason::DenyReason;
 use crate::replay::{self, StoreAnswer};
 use proxy_wasm::traits::Context;
 use proxy_wasm::types::Action;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// A small map as a vector: these hold at most a worker's concurrent requests, and each
+/// `BTreeMap` instantiation costs kilobytes of wasm.
+pub(super) struct VecMap<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for VecMap<K, V> {
+    fn default() -> Self {
+        VecMap(Vec::new())
+    }
+}
+
+impl<K: PartialEq, V> VecMap<K, V> {
+    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.0.iter_mut().find(|(x, _)| x == k).map(|(_, v)| v)
+    }
+    fn insert(&mut self, k: K, v: V) {
+        match self.get_mut(&k) {
+            Some(slot) => *slot = v,
+            None => self.0.push((k, v)),
+        }
+    }
+    fn remove(&mut self, k: &K) -> Option<V> {
+        let i = self.0.iter().position(|(x, _)| x == k)?;
+        Some(self.0.swap_remove(i).1)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.0.iter_mut().map(|(_, v)| v)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
 
 /// One paused request waiting for its replay verdict.
 pub(super) struct Member {
@@ -34,6 +78,32 @@ pub(super) struct Member {
     pub(super) shared: Rc<Shared>,
 }
 
+/// A request waiting for an introspection answer another request asked for.
+pub(super) struct Waiter {
+    pub(super) ctx: u32,
+    pub(super) shared: Rc<Shared>,
+}
+
+/// One introspection in flight (or about to be sent) for a token hash.
+struct PendingIntrospection {
+    /// The access token to send (kept only until the answer).
+    token: String,
+    /// The callout, once sent.
+    call: Option<u32>,
+    waiters: Vec<Waiter>,
+}
+
+/// What the root context did with a request it finished or moved on.
+pub(super) enum Handoff {
+    /// Finished (allowed and resumed, or refused): its `DPoP-Nonce` for the response.
+    Settled(Option<String>),
+    /// Decided again after an introspection answer and now waiting in a replay batch.
+    Batched,
+    /// Decided again and now waiting on a per-request replay callout made from the root
+    /// context (batching off): `foreign` holds its stage.
+    Foreign,
+}
+
 /// One root context's batching state.
 #[derive(Default)]
 pub(super) struct Coalescer {
@@ -42,16 +112,32 @@ pub(super) struct Coalescer {
     wake_pending: bool,
     waiting: VecDeque<Member>,
     /// Batches out, by callout token.
-    in_flight: BTreeMap<u32, Vec<Member>>,
+    in_flight: VecMap<u32, Vec<Member>>,
     /// Members whose request went away while their batch was out.
-    gone: BTreeSet<u32>,
-    /// Members finished by the root context: their `DPoP-Nonce` for the response.
-    settled: BTreeMap<u32, Option<String>>,
+    gone: Vec<u32>,
+    /// What became of requests the root context acted for, until their filter reads it.
+    handoff: VecMap<u32, Handoff>,
+    /// Introspections by token hash (single-flight).
+    introspections: VecMap<[u8; 32], PendingIntrospection>,
+    /// Callouts the root made on behalf of a request (its per-request replay check after an
+    /// introspection answer): callout token → (request, its stage).
+    foreign: VecMap<u32, (u32, Rc<Shared>, Stage)>,
 }
 
 thread_local! {
     /// Per VM (one per worker thread), by root context id.
-    static COALESCERS: RefCell<BTreeMap<u32, Coalescer>> = const { RefCell::new(BTreeMap::new()) };
+    static COALESCERS: RefCell<VecMap<u32, Coalescer>> = const { RefCell::new(VecMap(Vec::new())) };
+}
+
+/// Removes `ctx` from `list`; whether it was there.
+fn take(list: &mut Vec<u32>, ctx: u32) -> bool {
+    match list.iter().position(|c| *c == ctx) {
+        Some(i) => {
+            list.swap_remove(i);
+            true
+        }
+        None => false,
+    }
 }
 
 fn with<T>(root: u32, f: impl FnOnce(&mut Coalescer) -> T) -> Option<T> {
@@ -134,21 +220,64 @@ pub(super) fn enqueue(root: u32, member: Member) -> Result<(), Member> {
     }
 }
 
-/// The member's settlement, once the root context finished it: `Some(response nonce)`.
-pub(super) fn take_settled(root: u32, ctx: u32) -> Option<Option<String>> {
-    with(root, |co| co.settled.remove(&ctx)).flatten()
+/// What the root context did for request `ctx`, if anything yet.
+pub(super) fn take_handoff(root: u32, ctx: u32) -> Option<Handoff> {
+    with(root, |co| co.handoff.remove(&ctx)).flatten()
 }
 
-/// The member's request went away: drop it from its queue or batch.
+/// The request went away: drop it from every queue, batch and wait list.
 pub(super) fn forget(root: u32, ctx: u32) {
     with(root, |co| {
-        co.settled.remove(&ctx);
-        let before = co.waiting.len();
+        co.handoff.remove(&ctx);
         co.waiting.retain(|m| m.ctx != ctx);
-        if co.waiting.len() == before && co.in_flight.values().flatten().any(|m| m.ctx == ctx) {
-            co.gone.insert(ctx);
+        if co.in_flight.values().flatten().any(|m| m.ctx == ctx)
+            || co.foreign.values().any(|(c, _, _)| *c == ctx)
+        {
+            co.gone.push(ctx);
+        }
+        for p in co.introspections.values_mut() {
+            p.waiters.retain(|w| w.ctx != ctx);
         }
     });
+}
+
+/// Waits for the introspection answer about `token` (hash `hash`), asking for it if nobody
+/// has: one callout per token in flight per worker. `false`: the root cannot be woken.
+pub(super) fn join_introspection(root: u32, waiter: Waiter, hash: [u8; 32], token: &str) -> bool {
+    with(root, |co| {
+        if let Some(p) = co.introspections.get_mut(&hash) {
+            p.waiters.push(waiter);
+            return true;
+        }
+        if !co.wake_pending {
+            if abi::enqueue_shared_queue(co.queue, b"").is_err() {
+                return false;
+            }
+            co.wake_pending = true;
+        }
+        co.introspections.insert(
+            hash,
+            PendingIntrospection {
+                token: token.to_owned(),
+                call: None,
+                waiters: vec![waiter],
+            },
+        );
+        true
+    })
+    .unwrap_or(false)
+}
+
+/// A stand-in for request `ctx`'s filter, for the root context to act in its stream.
+fn stand_in(shared: Rc<Shared>, ctx: u32, root: u32, stage: Stage) -> Filter {
+    Filter {
+        shared,
+        stage,
+        response_nonce: None,
+        ctx,
+        root,
+        batched: false,
+    }
 }
 
 /// Finishes one member from its answer, acting on its stream; returns its response nonce.
@@ -156,14 +285,7 @@ fn settle(member: Member, answer: StoreAnswer) -> Option<Option<String>> {
     if abi::set_effective_context(member.ctx).is_err() {
         return None; // the request is gone
     }
-    let mut f = Filter {
-        shared: member.shared.clone(),
-        stage: Stage::Start,
-        response_nonce: None,
-        ctx: member.ctx,
-        root: 0,
-        batched: false,
-    };
+    let mut f = stand_in(member.shared.clone(), member.ctx, 0, Stage::Start);
     if f.apply_replay(answer, member.proof_key, &member.reply) == Action::Continue {
         if let Err(code) = abi::resume_request() {
             f.host_error("continue_stream", code);
@@ -190,8 +312,10 @@ impl Root {
         self.pump();
     }
 
-    /// Sends batches while fewer than `max_in_flight` are out.
+    /// Sends the introspections nobody has sent yet, then batches while fewer than
+    /// `max_in_flight` are out.
     pub(super) fn pump(&mut self) {
+        self.send_introspections();
         loop {
             // Take the next batch: members checked under the same configuration as the first.
             let batch = with(self.id, |co| {
@@ -294,13 +418,164 @@ impl Root {
     fn finish_batch(&mut self, batch: Vec<Member>, answer: impl Fn(usize) -> StoreAnswer) {
         for (i, member) in batch.into_iter().enumerate() {
             let ctx = member.ctx;
-            if with(self.id, |co| co.gone.remove(&ctx)) == Some(true) {
+            if with(self.id, |co| take(&mut co.gone, ctx)) == Some(true) {
                 continue;
             }
             if let Some(nonce) = settle(member, answer(i)) {
-                with(self.id, |co| co.settled.insert(ctx, nonce));
+                with(self.id, |co| {
+                    co.handoff.insert(ctx, Handoff::Settled(nonce))
+                });
             }
         }
+    }
+}
+
+impl Root {
+    fn send_introspections(&mut self) {
+        let unsent: Vec<([u8; 32], String, Rc<Shared>)> = with(self.id, |co| {
+            co.introspections
+                .iter()
+                .filter(|(_, p)| p.call.is_none())
+                .filter_map(|(h, p)| Some((*h, p.token.clone(), p.waiters.first()?.shared.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+        for (hash, token, shared) in unsent {
+            let Some(cfg) = &shared.cfg.access_token.introspection else {
+                self.on_introspection_answer(hash, Answer::Unavailable);
+                continue;
+            };
+            let (extra, body) = introspection::request(cfg, &token);
+            let mut headers: Vec<(&str, &str)> = vec![
+                (":method", "POST"),
+                (":path", cfg.path.as_str()),
+                (":authority", cfg.authority.as_str()),
+            ];
+            headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+            let _ = abi::set_effective_context(self.id);
+            bump(shared.metrics.introspection_requests);
+            match self.dispatch_http_call(
+                &cfg.cluster,
+                headers,
+                Some(body.as_bytes()),
+                vec![],
+                Duration::from_millis(u64::from(cfg.timeout_ms)),
+            ) {
+                Ok(call) => {
+                    with(self.id, |co| {
+                        if let Some(p) = co.introspections.get_mut(&hash) {
+                            p.call = Some(call);
+                        }
+                    });
+                }
+                Err(e) => {
+                    log::warn!(
+                        "dpop_guard: introspection callout to cluster {} failed: {e:?}",
+                        cfg.cluster
+                    );
+                    self.on_introspection_answer(hash, Answer::Unavailable);
+                }
+            }
+        }
+    }
+
+    /// An introspection answer (callout response being delivered to the root context).
+    /// `false` when `token` is not one.
+    pub(super) fn on_introspection_reply(&mut self, call: u32, body_size: usize) -> bool {
+        let hash = with(self.id, |co| {
+            co.introspections
+                .iter()
+                .find(|(_, p)| p.call == Some(call))
+                .map(|(h, _)| *h)
+        })
+        .flatten();
+        let Some(hash) = hash else { return false };
+        let status = abi::http_call_response_header(":status").ok().flatten();
+        let answer =
+            match abi::http_call_response_body(body_size.min(introspection::MAX_REPLY_BYTES + 1)) {
+                Ok(body) => introspection::parse_reply(status.as_deref(), &body, now_secs()),
+                Err(_) => Answer::Unavailable,
+            };
+        self.on_introspection_answer(hash, answer);
+        let _ = abi::set_effective_context(self.id);
+        self.pump();
+        true
+    }
+
+    /// Caches the answer, then decides every waiting request again with it, in its stream.
+    fn on_introspection_answer(&mut self, hash: [u8; 32], answer: Answer) {
+        let Some(pending) = with(self.id, |co| co.introspections.remove(&hash)).flatten() else {
+            return;
+        };
+        let now = now_secs();
+        if let Some(first) = pending.waiters.first() {
+            let shared = &first.shared;
+            if answer == Answer::Unavailable {
+                bump(shared.metrics.introspection_errors);
+                log::warn!("dpop_guard: introspection failed (no answer, timeout or error status)");
+            }
+            if let (Some(cfg), Ok(mut cache)) = (
+                &shared.cfg.access_token.introspection,
+                shared.token_cache.try_borrow_mut(),
+            ) {
+                cache.insert(cfg, hash, &answer, now);
+            }
+        }
+        for w in pending.waiters {
+            if abi::set_effective_context(w.ctx).is_err() {
+                continue; // the request is gone
+            }
+            let mut f = stand_in(w.shared.clone(), w.ctx, self.id, Stage::Start);
+            let mut probe = Probe::start();
+            let action = f.request_headers(&mut probe, Some((hash, answer.clone())));
+            probe.finish();
+            // the stand-in's membership (if it joined a batch) is the request's, not its own
+            f.batched = false;
+            let handoff = match std::mem::replace(&mut f.stage, Stage::Done) {
+                Stage::AwaitingBatch => Handoff::Batched,
+                stage @ Stage::AwaitingReplay { .. } => {
+                    if let Stage::AwaitingReplay { token, .. } = &stage {
+                        let call = *token;
+                        with(self.id, |co| {
+                            co.foreign.insert(call, (w.ctx, w.shared.clone(), stage))
+                        });
+                    }
+                    Handoff::Foreign
+                }
+                _ => {
+                    if action == Action::Continue {
+                        if let Err(code) = abi::resume_request() {
+                            f.host_error("continue_stream", code);
+                            f.send_reply(DenyReason::HostCallFailed, &ReplyContext::default(), now);
+                        }
+                    }
+                    Handoff::Settled(f.response_nonce.take())
+                }
+            };
+            with(self.id, |co| co.handoff.insert(w.ctx, handoff));
+        }
+    }
+
+    /// A per-request replay answer for a request the root context decided again. `false` when
+    /// `call` is not one.
+    pub(super) fn on_foreign_reply(&mut self, call: u32, body_size: usize) -> bool {
+        let Some((ctx, shared, stage)) = with(self.id, |co| co.foreign.remove(&call)).flatten()
+        else {
+            return false;
+        };
+        if with(self.id, |co| take(&mut co.gone, ctx)) == Some(true)
+            || abi::set_effective_context(ctx).is_err()
+        {
+            return true;
+        }
+        let mut f = stand_in(shared, ctx, self.id, stage);
+        f.on_http_call_response(call, 0, body_size, 0);
+        let nonce = f.response_nonce.take();
+        with(self.id, |co| {
+            co.handoff.insert(ctx, Handoff::Settled(nonce))
+        });
+        let _ = abi::set_effective_context(self.id);
+        true
     }
 }
 
@@ -331,16 +606,37 @@ impl Filter {
         }
     }
 
-    /// While in a batch: has the root finished this request? Then take what it left.
+    /// Waiting on the root context: has it finished this request? Then take what it left
+    /// (`true`: the request goes on). A request decided again and queued elsewhere keeps
+    /// waiting.
     pub(super) fn batch_settled(&mut self) -> bool {
-        match take_settled(self.root, self.ctx) {
-            Some(nonce) => {
+        match take_handoff(self.root, self.ctx) {
+            Some(Handoff::Settled(nonce)) => {
                 self.stage = Stage::Done;
                 self.response_nonce = nonce;
                 true
             }
+            Some(Handoff::Batched | Handoff::Foreign) => {
+                self.stage = Stage::AwaitingBatch;
+                false
+            }
             None => false,
         }
+    }
+
+    /// Waits for the (single-flight) introspection answer about `token`; `None` when the root
+    /// context cannot be woken (then the caller asks itself).
+    pub(super) fn wait_for_introspection(&mut self, token: &str) -> Option<Action> {
+        let waiter = Waiter {
+            ctx: self.ctx,
+            shared: self.shared.clone(),
+        };
+        if !join_introspection(self.root, waiter, introspection::token_hash(token), token) {
+            return None;
+        }
+        self.stage = Stage::AwaitingBatch;
+        self.batched = true;
+        Some(Action::Pause)
     }
 }
 

@@ -269,6 +269,7 @@ impl HttpContext for Filter {
 impl Filter {
     /// The whole check from the request headers. `fresh`: the introspection answer just
     /// received for this request's token (the second pass, [`Stage::AwaitingIntrospection`]).
+    #[inline(never)]
     pub(super) fn request_headers(
         &mut self,
         probe: &mut Probe,

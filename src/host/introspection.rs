@@ -16,6 +16,12 @@ impl Filter {
     /// Asks the authorization server about `token`; the request pauses until the answer.
     pub(super) fn introspect(&mut self, token: &str, reply: &ReplyContext, now: i64) -> Action {
         let shared = self.shared.clone();
+        // Single-flight: the root context asks once for every request with this token.
+        if shared.single_flight {
+            if let Some(action) = self.wait_for_introspection(token) {
+                return action;
+            }
+        }
         let Some(cfg) = &shared.cfg.access_token.introspection else {
             return self.send_reply(DenyReason::TokenCheckFailed, reply, now);
         };

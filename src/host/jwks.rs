@@ -64,7 +64,10 @@ fn record(shared: &Shared, src: &JwksSource) {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
-        if self.on_batch_reply(token_id, body_size) {
+        if self.on_batch_reply(token_id, body_size)
+            || self.on_introspection_reply(token_id, body_size)
+            || self.on_foreign_reply(token_id, body_size)
+        {
             return;
         }
         if self.jwks_call != Some(token_id) {

@@ -52,6 +52,8 @@ struct Shared {
     remote_jwks: RefCell<RemoteJwks>,
     /// Remote replay checks are coalesced ([`coalesce`]).
     batching: bool,
+    /// Introspection callouts are single-flight per worker ([`coalesce`]).
+    single_flight: bool,
 }
 
 #[derive(Default)]
@@ -107,6 +109,7 @@ impl RootContext for Root {
         let shared_jwks_uri = cfg.access_token.jwks_uri.clone();
         let batching = matches!(cfg.replay, ReplayConfig::Remote { max_batch, .. } if max_batch > 1)
             && coalesce::register(self.id);
+        let single_flight = cfg.access_token.introspection.is_some() && coalesce::register(self.id);
         let cfg_introspection_entries = cfg
             .access_token
             .introspection
@@ -124,8 +127,9 @@ impl RootContext for Root {
             token_cache: RefCell::new(TokenCache::new(cfg_introspection_entries)),
             remote_jwks: RefCell::new(RemoteJwks::default()),
             batching,
+            single_flight,
         }));
-        if batching || shared_jwks_uri.is_some() {
+        if batching || single_flight || shared_jwks_uri.is_some() {
             // JWKS: the first fetch goes out on the first tick; until one succeeds, requests
             // that need a remote key get token-check-unavailable. Batching: a safety net.
             if let Err(status) = abi::set_tick_period(1000) {

@@ -38,13 +38,24 @@ fn ok(body: &str) -> (Pairs, Vec<u8>) {
     )
 }
 
-/// Starts a request, checks the callout it makes, answers it; returns the final exchange.
+/// Starts a request, checks the callout the root context makes for it, answers it; returns
+/// the final exchange.
 fn with_answer(vm: &mut Vm, key: &Key, answer: (Pairs, Vec<u8>)) -> proxy_wasm_emu::Exchange {
-    let ex = vm.request_headers(&request(key)).unwrap();
-    let Outcome::Pending(tokens) = &ex.outcome else {
-        panic!("expected an introspection callout, got {:?}", ex.outcome);
-    };
+    let mut ex = vm.request_headers(&request(key)).unwrap();
+    assert_eq!(
+        ex.outcome,
+        Outcome::Stalled,
+        "waiting on the root context's callout"
+    );
+    let before = vm.host().http_calls.len();
+    vm.deliver_queue_ready().unwrap();
+    assert_eq!(
+        vm.host().http_calls.len(),
+        before + 1,
+        "one introspection callout"
+    );
     let call = vm.host().http_calls.last().unwrap().clone();
+    assert_eq!(call.context, vm.root_context(), "made by the root context");
     assert_eq!(call.cluster, b"as");
     assert_eq!(call.timeout_ms, 300);
     let h = call.headers.clone().unwrap();
@@ -59,12 +70,10 @@ fn with_answer(vm: &mut Vm, key: &Key, answer: (Pairs, Vec<u8>)) -> proxy_wasm_e
         call.body,
         b"token=opaque-token.a%2Bb%2Fc%3D&token_type_hint=access_token"
     );
-    let ex = vm
-        .http_call_response(ex.context_id, tokens[0], answer.0, answer.1)
+    vm.http_call_response(ex.context_id, call.token, answer.0, answer.1)
         .unwrap();
-    if !matches!(ex.outcome, Outcome::Pending(_)) {
-        vm.finish(ex.context_id).unwrap();
-    }
+    ex.outcome = vm.outcome_of(ex.context_id);
+    vm.finish(ex.context_id).unwrap();
     ex
 }
 
@@ -151,6 +160,113 @@ fn an_unreachable_authorization_server_is_a_503_or_on_error_allow() {
 fn an_unknown_cluster_fails_closed() {
     let mut vm = vm("");
     vm.host_mut().http_call_status = proxy_wasm_emu::status::BAD_ARGUMENT;
-    let ex = run(&mut vm, &request(&Key::new(66)));
+    let mut ex = vm.request_headers(&request(&Key::new(66))).unwrap();
+    vm.deliver_queue_ready().unwrap();
+    ex.outcome = vm.outcome_of(ex.context_id);
     assert_reply(&ex, 503, "token-check-unavailable");
+}
+
+#[test]
+fn concurrent_requests_with_one_token_share_one_callout() {
+    let mut vm = vm("");
+    let key = Key::new(67);
+    let ctxs: Vec<u32> = (0..4)
+        .map(|_| {
+            let ex = vm.request_headers(&request(&key)).unwrap();
+            assert_eq!(ex.outcome, Outcome::Stalled);
+            ex.context_id
+        })
+        .collect();
+    vm.deliver_queue_ready().unwrap();
+    let calls: Vec<_> = vm
+        .host()
+        .http_calls
+        .iter()
+        .filter(|c| c.cluster == b"as")
+        .cloned()
+        .collect();
+    assert_eq!(
+        calls.len(),
+        1,
+        "single-flight: one callout for four requests"
+    );
+    // one client leaves before the answer
+    vm.finish(ctxs[3]).unwrap();
+    let reply = format!(r#"{{"active":true,"cnf":{{"jkt":"{}"}}}}"#, key.jkt());
+    let (h, b) = ok(&reply);
+    vm.http_call_response(ctxs[0], calls[0].token, h, b)
+        .unwrap();
+    for c in &ctxs[..3] {
+        match vm.outcome_of(*c) {
+            Outcome::Upstream(h) => {
+                assert_eq!(values(&h, "x-dpop-jkt"), vec![key.jkt().as_bytes()])
+            }
+            other => panic!("{c}: {other:?}"),
+        }
+    }
+    assert_eq!(vm.host().metric("dpop_guard.introspection.requests"), 1);
+    assert!(vm.dead().is_none());
+}
+
+#[test]
+fn single_flight_then_a_remote_replay_batch() {
+    let mut vm = start(
+        r#"{"required": true, "replay": {"store": "remote", "cluster": "replay"},
+            "access_token": {"verify": "introspection", "introspection": {"cluster": "as"}}}"#,
+    );
+    let key = Key::new(68);
+    let ex = vm.request_headers(&request(&key)).unwrap();
+    vm.deliver_queue_ready().unwrap();
+    let call = vm.host().http_calls.last().unwrap().clone();
+    assert_eq!(call.cluster, b"as");
+    let reply = format!(r#"{{"active":true,"cnf":{{"jkt":"{}"}}}}"#, key.jkt());
+    let (h, b) = ok(&reply);
+    vm.http_call_response(ex.context_id, call.token, h, b)
+        .unwrap();
+    // decided again: the request now waits in a replay batch
+    assert_eq!(vm.outcome_of(ex.context_id), Outcome::Stalled);
+    vm.deliver_queue_ready().unwrap();
+    let batch = vm.host().http_calls.last().unwrap().clone();
+    assert_eq!(batch.cluster, b"replay");
+    vm.http_call_response(
+        ex.context_id,
+        batch.token,
+        vec![(b":status".to_vec(), b"200".to_vec())],
+        br#"{"results":[201]}"#.to_vec(),
+    )
+    .unwrap();
+    match vm.outcome_of(ex.context_id) {
+        Outcome::Upstream(h) => assert_eq!(values(&h, "x-dpop-jkt"), vec![key.jkt().as_bytes()]),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn single_flight_then_a_per_request_replay_check() {
+    let mut vm = start(
+        r#"{"required": true, "replay": {"store": "remote", "cluster": "replay", "max_batch": 1},
+            "access_token": {"verify": "introspection", "introspection": {"cluster": "as"}}}"#,
+    );
+    let key = Key::new(69);
+    let ex = vm.request_headers(&request(&key)).unwrap();
+    vm.deliver_queue_ready().unwrap();
+    let call = vm.host().http_calls.last().unwrap().clone();
+    let reply = format!(r#"{{"active":true,"cnf":{{"jkt":"{}"}}}}"#, key.jkt());
+    let (h, b) = ok(&reply);
+    vm.http_call_response(ex.context_id, call.token, h, b)
+        .unwrap();
+    // the replay check went out on the request's behalf; its answer finishes the request
+    let check = vm.host().http_calls.last().unwrap().clone();
+    assert_eq!(check.cluster, b"replay");
+    vm.http_call_response(
+        ex.context_id,
+        check.token,
+        vec![(b":status".to_vec(), b"409".to_vec())],
+        Vec::new(),
+    )
+    .unwrap();
+    match vm.outcome_of(ex.context_id) {
+        Outcome::LocalReply(r) => assert_eq!(r.status, 401),
+        other => panic!("{other:?}"),
+    }
 }
