@@ -185,7 +185,7 @@ pub fn check_header(header: &Object, policy: &ProofPolicy) -> Result<ProofHeader
         return Err(R::ProofAlgKeyMismatch);
     }
     if let Ok(Some(jwk_alg)) = jwk_alg(header) {
-        if jwk_alg != alg.name() {
+        if Alg::from_name(jwk_alg) != Some(alg) {
             return Err(R::ProofAlgKeyMismatch);
         }
     }

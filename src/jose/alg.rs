@@ -15,7 +15,12 @@ pub enum Alg {
 impl Alg {
     pub const ALL: [Alg; 5] = [Alg::EdDSA, Alg::ES256, Alg::ES384, Alg::RS256, Alg::PS256];
 
+    /// The algorithm a JWS `alg` names. `Ed25519` (RFC 9864's fully-specified name, sent by
+    /// e.g. oauth4webapi) is EdDSA over Ed25519, the only EdDSA curve we verify.
     pub fn from_name(name: &str) -> Option<Alg> {
+        if name == "Ed25519" {
+            return Some(Alg::EdDSA);
+        }
         Alg::ALL.iter().copied().find(|a| a.name() == name)
     }
 

@@ -224,9 +224,14 @@ pub fn cases(t: &mut Table, fx: &Fixture) {
         R::ProofAlgUnsupported,
     );
     t.deny(
-        "alg Ed25519 (fully-specified, not registered here)",
-        make_proof(&header_for("Ed25519", &ed), &good_claims, &ed),
+        "alg Ed448 (fully-specified, not supported)",
+        make_proof(&header_for("Ed448", &ed), &good_claims, &ed),
         R::ProofAlgUnsupported,
+    );
+    // RFC 9864's fully-specified name for EdDSA over Ed25519 (oauth4webapi sends it) is EdDSA
+    t.ok(
+        "alg Ed25519 (RFC 9864 name of EdDSA over Ed25519)",
+        make_proof(&header_for("Ed25519", &ed), &good_claims, &ed),
     );
     t.deny(
         "PS256 not in default allow-list",
