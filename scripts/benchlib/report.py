@@ -163,9 +163,9 @@ def report(results, meta):
         "",
         table(results),
     ]
-    c1 = [results.get(sid) for sid, _, _, _ in UNLOADED]
-    if all(r and "failed" not in r for r in c1):
-        base, dg = c1
+    c1 = [(label, results.get(sid)) for sid, label, _, _ in UNLOADED]
+    base = c1[0][1]
+    if base and "failed" not in base:
         lines += [
             "",
             "Unloaded latency (one connection, one request at a time, same configurations; the "
@@ -173,10 +173,12 @@ def report(results, meta):
             "",
             "| scenario | req/s | p50 µs | p99 µs | p50 added by the filter |",
             "|---|---:|---:|---:|---:|",
-            f"| {UNLOADED[0][1]} | {fmt(base['rps'])} | {fmt(base['p50_us'])} | {fmt(base['p99_us'])} | — |",
-            f"| {UNLOADED[1][1]} | {fmt(dg['rps'])} | {fmt(dg['p50_us'])} | {fmt(dg['p99_us'])} | "
-            f"+{fmt(dg['p50_us'] - base['p50_us'])} µs |",
+            f"| {c1[0][0]} | {fmt(base['rps'])} | {fmt(base['p50_us'])} | {fmt(base['p99_us'])} | — |",
         ]
+        for label, r in c1[1:]:
+            if r and "failed" not in r:
+                lines.append(f"| {label} | {fmt(r['rps'])} | {fmt(r['p50_us'])} | {fmt(r['p99_us'])} | "
+                             f"+{fmt(r['p50_us'] - base['p50_us'])} µs |")
     notes = []
     per_round = [f"{sid} {'/'.join(f'{c:.1f}' for c in r['rounds_cpu'])}"
                  for sid, r in results.items() if len(r.get("rounds_cpu", [])) > 1]
@@ -190,6 +192,11 @@ def report(results, meta):
                         if sid not in ("plain", "jwt_authn") and sid in results and per_round_added(results, sid)[1]]
         if ratio_rounds:
             notes.append("Added / jwt_authn added, per round: " + ", ".join(ratio_rounds) + ".")
+    batch_sizes = [f"{sid} {results[sid]['replay_mean_batch']:.1f}" for sid in ("remote", "remote_h2")
+                   if results.get(sid, {}).get("replay_mean_batch")]
+    if batch_sizes:
+        notes.append("Mean replay batch size (replay.batched / replay.batches, 1 worker): "
+                     + ", ".join(batch_sizes) + ".")
     rem = results.get("remote")
     if rem and rem.get("extra_cpu_us_per_req") is not None:
         notes.append(f"dpop-replay (memory backend, on the client's CPU) used "

@@ -17,7 +17,7 @@ from .envoy_config import (
 from .procs import free_port, http_get, spawn, stop, tail, wait_http
 from .settings import (
     CLIENT, CLIENT_CPU, CONCURRENCY, ENVOY, ENVOY_CPU, KEYS, MAX_PROOFS, NATIVE_SECONDS, OUT,
-    PANIC_MARKERS, PATH, PIN, REPLAY, ROOT, SECONDS, TOKEN_KINDS, WARMUP, WORST_SECONDS, log, pinned,
+    PANIC_MARKERS, PATH, PIN, REPLAY, ROOT, SECONDS, REMOTE_KINDS, TOKEN_KINDS, WARMUP, WORST_SECONDS, log, pinned,
 )
 
 
@@ -87,10 +87,17 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
         # The fallback: every signature verified by dpop-guard's own verifiers.
         b, hcm = gateway("envoy.yaml", admin_port, port)
         filter_config(hcm, pool, {"crypto": "wasm"})
-    elif kind == "remote":
+    elif kind in REMOTE_KINDS:
         b, hcm = gateway("envoy-redis.yaml", admin_port, port)
-        pc = filter_config(hcm, pool)
+        over = {"replay": {"max_batch": 1}} if kind == "remote_single" else None
+        pc = filter_config(hcm, pool, over)
         assert pc["replay"]["store"] == "remote", pc
+        if kind == "remote_h2":
+            for c in b["static_resources"]["clusters"]:
+                if c.get("name") == "dpop_replay":
+                    opts = c["typed_extension_protocol_options"][
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+                    opts["explicit_http_config"] = {"http2_protocol_options": {}}
         replay_port = free_port()
         n = 0
         for node in walk(b["static_resources"]["clusters"]):
@@ -190,6 +197,18 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
             res["introspection_calls"] = calls
             res["introspection_connections"] = cx
             res["introspection_cache_hits"] = hits
+        if kind in REMOTE_KINDS:
+            # the row is what it claims: coalesced (mean batch size recorded) or one per request
+            batches = stats.get("dpop_guard.replay.batches", 0)
+            batched = stats.get("dpop_guard.replay.batched", 0)
+            if kind == "remote_single" and batches:
+                add_error(res, f"replay.batches={batches} with max_batch 1")
+            # coalesced: a check finding the worker idle goes out alone (not in a batch), so
+            # one connection never batches; many connections must
+            if kind != "remote_single" and concurrency > 1 and not batches:
+                add_error(res, f"replay.batches=0 with {concurrency} connections")
+            res["replay_batches"] = batches
+            res["replay_mean_batch"] = (batched / batches) if batches else None
         if kind == "jwt_authn" and stats.get("http.gateway.jwt_authn.allowed", 0) < res["requests"]:
             res["errors"] += 1
             res["first_error"] = (res.get("first_error") or "") + " [jwt_authn.allowed < requests]"

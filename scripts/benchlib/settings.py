@@ -60,7 +60,13 @@ SCENARIOS = [
     ("eddsa", "3. dpop-guard, EdDSA proofs, local store", "filter", "EdDSA"),
     ("es256", "4. dpop-guard, ES256 proofs, local store (host crypto: BoringSSL)", "filter", "ES256"),
     ("rs256", "5. dpop-guard, RS256 proofs, local store (host crypto: BoringSSL)", "filter", "RS256"),
-    ("remote", "6. dpop-guard, EdDSA proofs, remote store (dpop-replay, memory)", "remote", "EdDSA"),
+    ("remote", "6. dpop-guard, EdDSA proofs, remote store (dpop-replay, memory), coalesced (default)", "remote", "EdDSA"),
+    # Issue 17's before/after in one round: one callout per request (replay.max_batch 1, the
+    # behaviour before coalescing), and coalesced over an HTTP/2 (h2c) cluster.
+    ("remote_single", "6b. dpop-guard, EdDSA proofs, remote store, one callout per request (max_batch 1)",
+     "remote_single", "EdDSA"),
+    ("remote_h2", "6c. dpop-guard, EdDSA proofs, remote store, coalesced, h2c cluster to dpop-replay",
+     "remote_h2", "EdDSA"),
     ("es256_wasm", "7. dpop-guard, ES256 proofs, local store, crypto = wasm (fallback)", "filter_wasm", "ES256"),
     ("rs256_wasm", "8. dpop-guard, RS256 proofs, local store, crypto = wasm (fallback)", "filter_wasm", "RS256"),
     # Access-token modes (issue 13): every request also carries `Authorization: DPoP <token>`
@@ -78,7 +84,10 @@ TOKEN_KINDS = ("token_upstream", "introspection_warm", "introspection_miss")
 UNLOADED = [
     ("plain_c1", "plain Envoy, 1 connection", "plain", None),
     ("eddsa_c1", "dpop-guard EdDSA (local store), 1 connection", "filter", "EdDSA"),
+    ("remote_c1", "dpop-guard EdDSA (remote store, coalesced), 1 connection", "remote", "EdDSA"),
+    ("remote_single_c1", "dpop-guard EdDSA (remote store, max_batch 1), 1 connection", "remote_single", "EdDSA"),
 ]
+REMOTE_KINDS = ("remote", "remote_single", "remote_h2")
 
 
 def selected(sid):

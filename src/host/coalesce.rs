@@ -110,6 +110,10 @@ pub(super) struct Coalescer {
     /// The shared queue that wakes the root context.
     queue: u32,
     wake_pending: bool,
+    /// Lone checks in flight: a request that found nothing queued and nothing in flight sends
+    /// its own `POST <path>` at once (an idle proxy pays no wake-up hop); it counts against
+    /// `max_in_flight` like a batch.
+    lone: usize,
     waiting: VecDeque<Member>,
     /// Batches out, by callout token.
     in_flight: VecMap<u32, Vec<Member>>,
@@ -220,6 +224,33 @@ pub(super) fn enqueue(root: u32, member: Member) -> Result<(), Member> {
     }
 }
 
+/// Whether a request may check alone right now (nothing queued, nothing in flight); if so it
+/// is counted as in flight until [`lone_done`].
+pub(super) fn try_go_alone(root: u32) -> bool {
+    with(root, |co| {
+        let idle = co.waiting.is_empty() && co.in_flight.len() == 0 && co.lone == 0;
+        if idle {
+            co.lone += 1;
+        }
+        idle
+    })
+    .unwrap_or(false)
+}
+
+/// A lone check ended (answered, failed, or its request went away): requests that queued
+/// meanwhile may go now.
+pub(super) fn lone_done(root: u32) {
+    with(root, |co| {
+        co.lone = co.lone.saturating_sub(1);
+        if !co.waiting.is_empty()
+            && !co.wake_pending
+            && abi::enqueue_shared_queue(co.queue, b"").is_ok()
+        {
+            co.wake_pending = true;
+        }
+    });
+}
+
 /// What the root context did for request `ctx`, if anything yet.
 pub(super) fn take_handoff(root: u32, ctx: u32) -> Option<Handoff> {
     with(root, |co| co.handoff.remove(&ctx)).flatten()
@@ -277,6 +308,7 @@ fn stand_in(shared: Rc<Shared>, ctx: u32, root: u32, stage: Stage) -> Filter {
         ctx,
         root,
         batched: false,
+        lone: false,
     }
 }
 
@@ -328,7 +360,7 @@ impl Root {
                     } => (*max_batch as usize, *max_in_flight as usize),
                     _ => (1, 1),
                 };
-                if co.in_flight.len() >= max_in_flight {
+                if co.in_flight.len() + co.lone >= max_in_flight {
                     return None;
                 }
                 let shared = first.shared.clone();
@@ -644,6 +676,10 @@ impl Drop for Filter {
     fn drop(&mut self) {
         if self.batched {
             forget(self.root, self.ctx);
+        }
+        if self.lone {
+            // the host cancels the callout of a context that goes away
+            lone_done(self.root);
         }
     }
 }

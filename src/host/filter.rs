@@ -72,6 +72,8 @@ pub(super) struct Filter {
     pub(super) root: u32,
     /// The request joined a replay batch (its batch must forget it if it goes away).
     pub(super) batched: bool,
+    /// The request's own replay check is in flight as a lone check ([`super::coalesce`]).
+    pub(super) lone: bool,
     /// `DPoP-Nonce` to add to the upstream's response (README "Nonces": proactive rotation).
     pub(super) response_nonce: Option<String>,
 }

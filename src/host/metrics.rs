@@ -21,6 +21,7 @@ pub(super) struct Metrics {
     pub(super) jwks_fetches: u32,
     pub(super) replay_batches: u32,
     pub(super) replay_batched: u32,
+    pub(super) replay_alone: u32,
     pub(super) jwks_errors: u32,
 }
 
@@ -57,6 +58,7 @@ impl Metrics {
             jwks_fetches: counter("dpop_guard.jwks.fetches"),
             replay_batches: counter("dpop_guard.replay.batches"),
             replay_batched: counter("dpop_guard.replay.batched"),
+            replay_alone: counter("dpop_guard.replay.alone"),
             jwks_errors: counter("dpop_guard.jwks.errors"),
         }
     }

@@ -159,6 +159,7 @@ impl RootContext for Root {
             ctx: context_id,
             root: self.id,
             batched: false,
+            lone: false,
         }))
     }
 

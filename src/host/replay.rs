@@ -60,6 +60,15 @@ impl Context for Filter {
 }
 
 impl Filter {
+    /// Claims the lone-check slot of an idle worker ([`super::coalesce::try_go_alone`]).
+    fn go_alone(&mut self) -> bool {
+        self.lone = super::coalesce::try_go_alone(self.root);
+        if self.lone {
+            bump(self.shared.metrics.replay_alone);
+        }
+        self.lone
+    }
+
     /// The one place a replay store's answer becomes host actions.
     pub(super) fn apply_replay(
         &mut self,
@@ -67,6 +76,10 @@ impl Filter {
         key: Option<ProofKey>,
         reply: &ReplyContext,
     ) -> Action {
+        if self.lone {
+            self.lone = false;
+            super::coalesce::lone_done(self.root);
+        }
         if answer == StoreAnswer::Unavailable {
             bump(self.shared.metrics.replay_errors);
         }
@@ -106,7 +119,11 @@ impl Filter {
                 StoreAnswer::from(result)
             }
             (ReplayConfig::Local { .. }, None) => StoreAnswer::Unavailable,
-            (ReplayConfig::Remote { max_batch, .. }, _) if *max_batch > 1 && shared.batching => {
+            // Batching, unless nothing is queued or in flight: then this check goes out alone,
+            // at once, as a plain `POST <path>` (below).
+            (ReplayConfig::Remote { max_batch, .. }, _)
+                if *max_batch > 1 && shared.batching && !self.go_alone() =>
+            {
                 return self.join_batch(proof_key, key, ttl, reply);
             }
             (

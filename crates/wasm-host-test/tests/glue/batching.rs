@@ -31,6 +31,23 @@ fn queue(vm: &mut Vm, keys: &[&Key]) -> Vec<u32> {
         .collect()
 }
 
+/// On an idle worker the first check goes out alone, at once, from its own context: start one
+/// and return (context, its callout token).
+fn lone(vm: &mut Vm, key: &Key) -> (u32, u32) {
+    let p = proof(key, "/api", None);
+    let ex = vm
+        .request_headers(&get(b"/api", &[(b"dpop", p.as_bytes())]))
+        .unwrap();
+    let Outcome::Pending(tokens) = &ex.outcome else {
+        panic!("expected a lone check, got {:?}", ex.outcome)
+    };
+    let call = vm.host().http_calls.last().unwrap().clone();
+    assert_eq!(call.context, ex.context_id);
+    let h = call.headers.unwrap();
+    assert_eq!(values(&h, ":path"), vec![&b"/v1/replay"[..]]);
+    (ex.context_id, tokens[0])
+}
+
 fn batch_calls(vm: &Vm) -> Vec<proxy_wasm_emu::HttpCall> {
     let root = vm.root_context();
     vm.host()
@@ -57,8 +74,22 @@ fn answer(vm: &mut Vm, ctx: u32, token: u32, status: &str, body: &str) {
 }
 
 #[test]
+fn a_lone_check_on_an_idle_worker_goes_out_at_once() {
+    let mut vm = vm("");
+    let (ctx, token) = lone(&mut vm, &Key::new(79));
+    answer(&mut vm, ctx, token, "201", "");
+    upstream_of(&vm, ctx);
+    assert_eq!(vm.host().metric("dpop_guard.replay.batches"), 0);
+    // idle again: the next one goes alone too
+    let (ctx, token) = lone(&mut vm, &Key::new(78));
+    answer(&mut vm, ctx, token, "201", "");
+    upstream_of(&vm, ctx);
+}
+
+#[test]
 fn one_batch_per_wakeup_each_member_gets_its_own_verdict() {
-    let mut vm = vm(r#", "max_in_flight": 1"#);
+    let mut vm = vm("");
+    let _busy = lone(&mut vm, &Key::new(77));
     let keys: Vec<Key> = (80..83).map(Key::new).collect();
     let ctxs = queue(&mut vm, &keys.iter().collect::<Vec<_>>());
     assert!(
@@ -110,9 +141,17 @@ fn upstream_of(vm: &Vm, ctx: u32) -> &'static proxy_wasm_emu::Pairs {
 }
 
 #[test]
-fn later_arrivals_wait_for_the_batch_in_flight() {
+fn later_arrivals_wait_for_the_check_in_flight() {
     let mut vm = vm(r#", "max_in_flight": 1"#);
+    let (l, lt) = lone(&mut vm, &Key::new(83));
     let first = queue(&mut vm, &[&Key::new(84)]);
+    vm.deliver_queue_ready().unwrap();
+    assert!(
+        batch_calls(&vm).is_empty(),
+        "max_in_flight 1: the lone check holds the slot"
+    );
+    answer(&mut vm, l, lt, "201", "");
+    upstream_of(&vm, l);
     vm.deliver_queue_ready().unwrap();
     assert_eq!(batch_calls(&vm).len(), 1);
     let later = queue(&mut vm, &[&Key::new(85), &Key::new(86)]);
@@ -144,6 +183,7 @@ fn later_arrivals_wait_for_the_batch_in_flight() {
 fn a_failed_batch_applies_on_error_to_every_member() {
     for (on_error, want_status) in [("deny", Some(503)), ("allow", None)] {
         let mut vm = vm(&format!(r#", "on_error": "{on_error}""#));
+        let _busy = lone(&mut vm, &Key::new(76));
         let ctxs = queue(&mut vm, &[&Key::new(87), &Key::new(88)]);
         vm.deliver_queue_ready().unwrap();
         let token = batch_calls(&vm)[0].token;
@@ -162,7 +202,8 @@ fn a_failed_batch_applies_on_error_to_every_member() {
 
 #[test]
 fn a_member_that_goes_away_is_dropped_without_breaking_the_others() {
-    let mut vm = vm(r#", "max_in_flight": 1"#);
+    let mut vm = vm(r#", "max_in_flight": 2"#);
+    let _busy = lone(&mut vm, &Key::new(75));
     let ctxs = queue(&mut vm, &[&Key::new(89), &Key::new(90)]);
     vm.deliver_queue_ready().unwrap();
     let token = batch_calls(&vm)[0].token;
@@ -191,6 +232,7 @@ fn a_member_that_goes_away_is_dropped_without_breaking_the_others() {
 #[test]
 fn a_member_with_a_body_continues_once_settled() {
     let mut vm = vm("");
+    let _busy = lone(&mut vm, &Key::new(74));
     let p = proof(&Key::new(93), "/api", None);
     let mut req = get(b"/api", &[(b"dpop", p.as_bytes())]);
     req.end_of_stream = false;
@@ -212,4 +254,71 @@ fn a_member_with_a_body_continues_once_settled() {
             .unwrap(),
         Some(0)
     );
+}
+
+#[test]
+fn a_reconfiguration_neither_loses_nor_double_answers_queued_requests() {
+    let mut vm = vm(r#", "max_in_flight": 2"#);
+    let _busy = lone(&mut vm, &Key::new(73));
+    let out = queue(&mut vm, &[&Key::new(94)]);
+    vm.deliver_queue_ready().unwrap();
+    let waiting = queue(&mut vm, &[&Key::new(95)]);
+    // new configuration (another cluster) while one batch is out and one request waits
+    vm.host_mut().plugin_configuration = br#"{"required": true, "replay": {"store": "remote",
+        "cluster": "replay_v2", "timeout_ms": 250}}"#
+        .to_vec();
+    assert!(vm.on_configure().unwrap());
+    vm.deliver_queue_ready().unwrap();
+    let first = batch_calls(&vm);
+    assert_eq!(
+        first.len(),
+        1,
+        "max_in_flight of the old configuration still holds"
+    );
+    answer(
+        &mut vm,
+        out[0],
+        first[0].token,
+        "200",
+        r#"{"results":[201]}"#,
+    );
+    upstream_of(&vm, out[0]);
+    // the waiting request goes out with the configuration it was checked under
+    let calls = batch_calls(&vm);
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].cluster, b"dpop_replay");
+    answer(
+        &mut vm,
+        waiting[0],
+        calls[1].token,
+        "200",
+        r#"{"results":[201]}"#,
+    );
+    upstream_of(&vm, waiting[0]);
+    // a request after the reconfiguration uses the new one
+    let new = queue(&mut vm, &[&Key::new(96)]);
+    vm.deliver_queue_ready().unwrap();
+    let calls = batch_calls(&vm);
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[2].cluster, b"replay_v2");
+    answer(
+        &mut vm,
+        new[0],
+        calls[2].token,
+        "200",
+        r#"{"results":[201]}"#,
+    );
+    upstream_of(&vm, new[0]);
+    // nobody was answered twice: one reply per request
+    for c in [out[0], waiting[0], new[0]] {
+        assert_eq!(
+            vm.host()
+                .calls
+                .iter()
+                .filter(|r| r.name.ends_with("proxy_continue_stream") && r.context == c)
+                .count(),
+            1,
+            "request {c} resumed once"
+        );
+    }
 }
