@@ -51,6 +51,11 @@ fuzz_target!(|data: &[u8]| {
             replay_ttl,
             ..
         } => assert!(replay_ttl >= 1),
-        Decision::Pass | Decision::Allow { .. } | Decision::Deny(_) => {}
+        Decision::Pass
+        | Decision::Allow { .. }
+        | Decision::Deny(_)
+        | Decision::Metadata(_)
+        | Decision::Introspect(_)
+        | Decision::RefreshJwks => {}
     }
 });
