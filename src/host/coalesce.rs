@@ -27,7 +27,6 @@ use proxy_wasm::types::Action;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Duration;
 
 /// A small map as a vector: these hold at most a worker's concurrent requests, and each
 /// `BTreeMap` instantiation costs kilobytes of wasm.
@@ -385,26 +384,11 @@ impl Root {
     fn send(&mut self, batch: Vec<Member>) {
         let Some(first) = batch.first() else { return };
         let shared = first.shared.clone();
-        let ReplayConfig::Remote {
-            cluster,
-            authority,
-            path,
-            timeout_ms,
-            ..
-        } = &shared.cfg.replay
-        else {
+        let ReplayConfig::Remote { path, .. } = &shared.cfg.replay else {
             return;
         };
         let body = replay::remote_batch_body(batch.iter().map(|m| (m.key.as_str(), m.ttl)));
         let path = format!("{path}{}", replay_wire::BATCH_SUFFIX);
-        let len = body.len().to_string();
-        let headers = vec![
-            (":method", "POST"),
-            (":path", path.as_str()),
-            (":authority", authority.as_str()),
-            ("content-type", "application/json"),
-            ("content-length", len.as_str()),
-        ];
         // The callout belongs to the root context (in Envoy and in the SDK): it outlives any
         // member's request.
         let _ = abi::set_effective_context(self.id);
@@ -413,20 +397,11 @@ impl Root {
             shared.metrics.replay_batched,
             i64::try_from(batch.len()).unwrap_or(0),
         );
-        match self.dispatch_http_call(
-            cluster,
-            headers,
-            Some(body.as_bytes()),
-            vec![],
-            Duration::from_millis(u64::from(*timeout_ms)),
-        ) {
+        match super::replay::dispatch(self, &shared.cfg.replay, &path, &body) {
             Ok(token) => {
                 with(self.id, |co| co.in_flight.insert(token, batch));
             }
-            Err(e) => {
-                log::warn!("dpop_guard: replay callout to cluster {cluster} failed: {e:?}");
-                self.finish_batch(batch, |_| StoreAnswer::Unavailable);
-            }
+            Err(()) => self.finish_batch(batch, |_| StoreAnswer::Unavailable),
         }
     }
 
@@ -477,22 +452,8 @@ impl Root {
                 self.on_introspection_answer(hash, Answer::Unavailable);
                 continue;
             };
-            let (extra, body) = introspection::request(cfg, &token);
-            let mut headers: Vec<(&str, &str)> = vec![
-                (":method", "POST"),
-                (":path", cfg.path.as_str()),
-                (":authority", cfg.authority.as_str()),
-            ];
-            headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
             let _ = abi::set_effective_context(self.id);
-            bump(shared.metrics.introspection_requests);
-            match self.dispatch_http_call(
-                &cfg.cluster,
-                headers,
-                Some(body.as_bytes()),
-                vec![],
-                Duration::from_millis(u64::from(cfg.timeout_ms)),
-            ) {
+            match super::introspection::dispatch(self, cfg, &shared.metrics, &token) {
                 Ok(call) => {
                     with(self.id, |co| {
                         if let Some(p) = co.introspections.get_mut(&hash) {
@@ -500,11 +461,7 @@ impl Root {
                         }
                     });
                 }
-                Err(e) => {
-                    log::warn!(
-                        "dpop_guard: introspection callout to cluster {} failed: {e:?}",
-                        cfg.cluster
-                    );
+                Err(_) => {
                     self.on_introspection_answer(hash, Answer::Unavailable);
                 }
             }

@@ -6,11 +6,43 @@ use super::abi::{self, now_secs};
 use super::filter::{Filter, ReplyContext, Stage};
 use super::metrics::bump;
 use super::profile::Probe;
-use crate::introspection::{self, Answer};
+use crate::introspection::{self, Answer, IntrospectionConfig};
 use crate::reason::DenyReason;
 use proxy_wasm::traits::Context;
 use proxy_wasm::types::Action;
 use std::time::Duration;
+
+/// Sends the introspection callout for `token` from context `ctx` (a request's, or the root's
+/// for single-flight) and counts it.
+pub(super) fn dispatch(
+    ctx: &dyn Context,
+    cfg: &IntrospectionConfig,
+    metrics: &super::metrics::Metrics,
+    token: &str,
+) -> Result<u32, String> {
+    let (extra, body) = introspection::request(cfg, token);
+    let mut headers: Vec<(&str, &str)> = vec![
+        (":method", "POST"),
+        (":path", cfg.path.as_str()),
+        (":authority", cfg.authority.as_str()),
+    ];
+    headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+    bump(metrics.introspection_requests);
+    ctx.dispatch_http_call(
+        &cfg.cluster,
+        headers,
+        Some(body.as_bytes()),
+        vec![],
+        Duration::from_millis(u64::from(cfg.timeout_ms)),
+    )
+    .map_err(|e| {
+        log::warn!(
+            "dpop_guard: introspection callout to cluster {} failed: {e:?}",
+            cfg.cluster
+        );
+        format!("{e:?}")
+    })
+}
 
 impl Filter {
     /// Asks the authorization server about `token`; the request pauses until the answer.
@@ -25,21 +57,7 @@ impl Filter {
         let Some(cfg) = &shared.cfg.access_token.introspection else {
             return self.send_reply(DenyReason::TokenCheckFailed, reply, now);
         };
-        let (extra, body) = introspection::request(cfg, token);
-        let mut headers: Vec<(&str, &str)> = vec![
-            (":method", "POST"),
-            (":path", cfg.path.as_str()),
-            (":authority", cfg.authority.as_str()),
-        ];
-        headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
-        bump(shared.metrics.introspection_requests);
-        match self.dispatch_http_call(
-            &cfg.cluster,
-            headers,
-            Some(body.as_bytes()),
-            vec![],
-            Duration::from_millis(u64::from(cfg.timeout_ms)),
-        ) {
+        match dispatch(self, cfg, &shared.metrics, token) {
             Ok(call) => {
                 self.stage = Stage::AwaitingIntrospection {
                     token: call,
@@ -47,11 +65,7 @@ impl Filter {
                 };
                 Action::Pause
             }
-            Err(e) => {
-                log::warn!(
-                    "dpop_guard: introspection callout to cluster {} failed: {e:?}",
-                    cfg.cluster
-                );
+            Err(_) => {
                 // decide again with "no answer": on_error says what happens
                 let hash = introspection::token_hash(token);
                 self.answered(hash, Answer::Unavailable, false)

@@ -25,6 +25,41 @@ impl SharedKv for HostKv {
     }
 }
 
+/// Sends a replay check (`body` to `path` of the `replay.store = "remote"` settings) from
+/// context `ctx`: a request's (one check) or the root's (a batch).
+pub(super) fn dispatch(
+    ctx: &dyn Context,
+    remote: &ReplayConfig,
+    path: &str,
+    body: &str,
+) -> Result<u32, ()> {
+    let ReplayConfig::Remote {
+        cluster,
+        authority,
+        timeout_ms,
+        ..
+    } = remote
+    else {
+        return Err(());
+    };
+    let len = body.len().to_string();
+    let headers = vec![
+        (":method", "POST"),
+        (":path", path),
+        (":authority", authority.as_str()),
+        ("content-type", "application/json"),
+        ("content-length", len.as_str()),
+    ];
+    ctx.dispatch_http_call(
+        cluster,
+        headers,
+        Some(body.as_bytes()),
+        vec![],
+        Duration::from_millis(u64::from(*timeout_ms)),
+    )
+    .map_err(|e| log::warn!("dpop_guard: replay callout to cluster {cluster} failed: {e:?}"))
+}
+
 impl Context for Filter {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
         match self.stage {
@@ -126,32 +161,9 @@ impl Filter {
             {
                 return self.join_batch(proof_key, key, ttl, reply);
             }
-            (
-                ReplayConfig::Remote {
-                    cluster,
-                    authority,
-                    path,
-                    timeout_ms,
-                    ..
-                },
-                _,
-            ) => {
+            (remote @ ReplayConfig::Remote { path, .. }, _) => {
                 let body = replay::remote_request_body(key, ttl);
-                let len = body.len().to_string();
-                let headers = vec![
-                    (":method", "POST"),
-                    (":path", path.as_str()),
-                    (":authority", authority.as_str()),
-                    ("content-type", "application/json"),
-                    ("content-length", len.as_str()),
-                ];
-                match self.dispatch_http_call(
-                    cluster,
-                    headers,
-                    Some(body.as_bytes()),
-                    vec![],
-                    Duration::from_millis(u64::from(*timeout_ms)),
-                ) {
+                match dispatch(self, remote, path, &body) {
                     Ok(token) => {
                         self.stage = Stage::AwaitingReplay {
                             token,
@@ -160,10 +172,7 @@ impl Filter {
                         };
                         return Action::Pause;
                     }
-                    Err(e) => {
-                        log::warn!("dpop_guard: replay callout to cluster {cluster} failed: {e:?}");
-                        StoreAnswer::Unavailable
-                    }
+                    Err(()) => StoreAnswer::Unavailable,
                 }
             }
         };
