@@ -106,10 +106,18 @@ pub fn gather<'a>(pairs: &[(&'a [u8], &'a [u8])], forward_jkt_header: &str) -> R
         ..RequestHeaders::default()
     };
     let (mut path_seen, mut proto_seen) = (false, false);
+    let (mut method_seen, mut authority_seen) = (false, false);
     for (name, value) in pairs {
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         if is(":method") {
-            h.method = text(value).unwrap_or("");
+            // method and authority pick route rules: a second one (a host bug) is unusable,
+            // matching no rule and no proof, never the laxer of two readings
+            h.method = if method_seen {
+                ""
+            } else {
+                text(value).unwrap_or("")
+            };
+            method_seen = true;
         } else if is(":path") {
             // a second :path is a host bug: fail closed on it
             h.path = match (path_seen, text(value)) {
@@ -120,7 +128,12 @@ pub fn gather<'a>(pairs: &[(&'a [u8], &'a [u8])], forward_jkt_header: &str) -> R
         } else if is(":scheme") {
             h.scheme = text(value);
         } else if is(":authority") {
-            h.authority = text(value).unwrap_or("");
+            h.authority = if authority_seen {
+                ""
+            } else {
+                text(value).unwrap_or("")
+            };
+            authority_seen = true;
         } else if is("x-forwarded-proto") {
             // only the first one counts, even when it is unusable
             if !proto_seen {

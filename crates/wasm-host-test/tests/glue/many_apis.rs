@@ -164,3 +164,54 @@ fn metadata_documents_are_answered_by_the_filter() {
     let ex = run(&mut vm, &get(b"/.well-known/oauth-protected-resource", &[]));
     assert_reply(&ex, 401, "dpop-required");
 }
+
+/// The host rule reads `:authority` bytes the filter did not write: spelling variants of the
+/// ruled host match it (case, port, one trailing dot); anything else — another spelling, a
+/// value that is not UTF-8, a second `:authority` — falls to the top-level settings, never to a
+/// laxer rule. The well-known path is matched raw: an encoded spelling is not the document and
+/// goes through the checks.
+#[test]
+fn hostile_authority_and_metadata_path_spellings() {
+    let json = r#"{"required": true,
+        "resource_metadata": {"authorization_servers": ["https://as.example"]},
+        "routes": [{"hosts": ["open.example"], "policy": "off"}]}"#;
+    let mut vm = start(json);
+    let with_authority = |v: &[u8]| {
+        let mut req = get(b"/api", &[]);
+        req.headers[0].1 = v.to_vec();
+        req
+    };
+    for ok in [&b"open.example"[..], b"OPEN.Example:8443", b"open.example."] {
+        upstream(&run(&mut vm, &with_authority(ok)));
+    }
+    for refused in [
+        &b"open.example "[..],
+        b" open.example",
+        b"open.example\xff",
+        b"xopen.example",
+        b"open.example,open.example",
+        b"open.example:80:80",
+    ] {
+        let ex = run(&mut vm, &with_authority(refused));
+        assert_reply(&ex, 401, "dpop-required");
+    }
+    // a second :authority after the first: the first is the host (Envoy never sends two)
+    let mut req = with_authority(b"closed.example");
+    req.headers
+        .push((b":authority".to_vec(), b"open.example".to_vec()));
+    assert_reply(&run(&mut vm, &req), 401, "dpop-required");
+
+    let ex = run(&mut vm, &get(b"/.well-known/oauth-protected-resource", &[]));
+    let Outcome::LocalReply(r) = &ex.outcome else {
+        panic!("{:?}", ex.outcome)
+    };
+    assert_eq!(r.status, 200);
+    for raw in [
+        &b"/.well-known/%6Fauth-protected-resource"[..],
+        b"/.well-known//oauth-protected-resource",
+        b"/.well-known/oauth-protected-resource/",
+        b"/.WELL-KNOWN/oauth-protected-resource",
+    ] {
+        assert_reply(&run(&mut vm, &get(raw, &[])), 401, "dpop-required");
+    }
+}
