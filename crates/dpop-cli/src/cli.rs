@@ -98,16 +98,16 @@ pub struct ProofArgs {
     #[arg(long, value_name = "URI")]
     pub htu: String,
     /// Access token sent with the request: adds ath = base64url(SHA-256(token))
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", allow_hyphen_values = true)]
     pub token: Option<String>,
     /// Server-provided nonce (the DPoP-Nonce response header)
-    #[arg(long, value_name = "NONCE")]
+    #[arg(long, value_name = "NONCE", allow_hyphen_values = true)]
     pub nonce: Option<String>,
     /// Issued-at time, seconds since the epoch [default: now]
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub iat: Option<i64>,
     /// Proof identifier [default: 16 random bytes, base64url]
-    #[arg(long, value_name = "JTI")]
+    #[arg(long, value_name = "JTI", allow_hyphen_values = true)]
     pub jti: Option<String>,
     /// Signature algorithm [default: the JWK's "alg", else EdDSA/ES256/ES384/RS256 by key type]
     #[arg(long, value_name = "ALG", value_parser = parse_alg)]
@@ -121,7 +121,7 @@ pub struct ProofArgs {
 )]
 pub struct TokenArgs {
     /// Sign with HS256 and this shared secret (the seed's default signing; the filter wants >= 32 bytes)
-    #[arg(long, value_name = "SECRET")]
+    #[arg(long, value_name = "SECRET", allow_hyphen_values = true)]
     pub secret: Option<String>,
     /// Sign with this issuer private JWK (EdDSA, ES256, ES384, RS256, PS256)
     #[arg(long, value_name = "ISSUER_KEY")]
@@ -130,7 +130,7 @@ pub struct TokenArgs {
     #[arg(long, value_name = "ALG")]
     pub alg: Option<String>,
     /// Bind to this thumbprint: cnf.jkt
-    #[arg(long, value_name = "JKT")]
+    #[arg(long, value_name = "JKT", allow_hyphen_values = true)]
     pub jkt: Option<String>,
     /// Bind to the thumbprint of this key (private or public JWK)
     #[arg(long, value_name = "KEY")]
@@ -184,7 +184,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "URI")]
     pub htu: String,
     /// Access token sent with the request (checked against ath)
-    #[arg(long, value_name = "TOKEN")]
+    #[arg(long, value_name = "TOKEN", allow_hyphen_values = true)]
     pub token: Option<String>,
     /// Current time, seconds since the epoch [default: now]
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]

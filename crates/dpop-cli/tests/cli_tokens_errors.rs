@@ -67,6 +67,16 @@ fn hs256_token_bound_to_key() {
     assert_eq!(decode_part(&t2, 1)["cnf"]["jkt"], jkt.as_str());
     assert_eq!(decode_part(&t2, 1)["aud"], json(r#"["a","b"]"#));
     assert_eq!(decode_part(&t2, 0)["kid"], "k7");
+    // one thumbprint in 64 starts with '-' (base64url): it is still a value, not a flag
+    let dash = "-NktIOYuahZjHfYu6U9OWtNYX-QfjlZypCkZiU6MrkQ";
+    let t4 = ok(&["token", "--secret", "s3cret", "--jkt", dash]);
+    assert_eq!(decode_part(&t4, 1)["cnf"]["jkt"], dash);
+    let p4 = ok(&[
+        "proof", "--key", &key, "--htm", "GET", "--htu", HTU, "--token", "-opaque", "--jti", "-j",
+        "--nonce", "-n",
+    ]);
+    assert_eq!(decode_part(&p4, 1)["jti"], "-j");
+    assert_eq!(decode_part(&p4, 1)["nonce"], "-n");
     let t3 = ok(&["token", "--secret", "s3cret", "--no-cnf"]);
     assert!(decode_part(&t3, 1).get("cnf").is_none());
     // short secrets work but are flagged (the filter's config refuses them); long ones are quiet
