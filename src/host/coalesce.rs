@@ -202,9 +202,16 @@ fn next_vm_sequence() -> u64 {
 /// Queues a member and wakes its root context. `Err(member)` when the root cannot be woken
 /// (the caller then treats the check as unavailable).
 pub(super) fn enqueue(root: u32, member: Member) -> Result<(), Member> {
+    // A wake-up only helps while a batch could leave now: otherwise the batch or lone check
+    // out will pump when it returns (`on_batch_reply`, `lone_done`), and the hop would be
+    // a wasted VM entry per queued request.
+    let max_in_flight = match &member.shared.cfg.replay {
+        ReplayConfig::Remote { max_in_flight, .. } => *max_in_flight as usize,
+        _ => 1,
+    };
     let mut member = Some(member);
     let queued = with(root, |co| {
-        if !co.wake_pending {
+        if !co.wake_pending && co.in_flight.len() + co.lone < max_in_flight {
             if let Err(status) = abi::enqueue_shared_queue(co.queue, b"") {
                 log::warn!("dpop_guard: cannot wake the replay batcher (host status {status})");
                 return false;

@@ -145,17 +145,29 @@ fn later_arrivals_wait_for_the_check_in_flight() {
     let mut vm = vm(r#", "max_in_flight": 1"#);
     let (l, lt) = lone(&mut vm, &Key::new(83));
     let first = queue(&mut vm, &[&Key::new(84)]);
-    vm.deliver_queue_ready().unwrap();
+    assert_eq!(
+        vm.deliver_queue_ready().unwrap(),
+        0,
+        "no wake-up while no batch could leave (the lone check's end pumps)"
+    );
     assert!(
         batch_calls(&vm).is_empty(),
         "max_in_flight 1: the lone check holds the slot"
     );
     answer(&mut vm, l, lt, "201", "");
     upstream_of(&vm, l);
-    vm.deliver_queue_ready().unwrap();
+    assert_eq!(
+        vm.deliver_queue_ready().unwrap(),
+        1,
+        "the lone check's end wakes the root"
+    );
     assert_eq!(batch_calls(&vm).len(), 1);
     let later = queue(&mut vm, &[&Key::new(85), &Key::new(86)]);
-    vm.deliver_queue_ready().unwrap();
+    assert_eq!(
+        vm.deliver_queue_ready().unwrap(),
+        0,
+        "the batch out pumps when it returns"
+    );
     assert_eq!(
         batch_calls(&vm).len(),
         1,
