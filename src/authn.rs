@@ -5,7 +5,7 @@ use crate::config::{Config, OnError, RoutePolicy, RouteSettings, VerifyMode};
 use crate::introspection::{self, IntrospectionView};
 use crate::jose::{Alg, AlgSet};
 use crate::nonce::{self, NonceCheck};
-use crate::proof::{verify_proof_cached, KeyCache, RequestFacts};
+use crate::proof::{verify_proof_digested, KeyCache, RequestFacts};
 use crate::reason::DenyReason;
 use crate::routes::RouteMatch;
 use crate::token::{self, Scheme};
@@ -227,6 +227,8 @@ fn decide_inner(
 
     // introspection with `on_error: allow` and no answer: the binding cannot be checked
     let mut binding_unchecked = false;
+    // SHA-256 of the token when introspection computed it (its cache key): reused for `ath`
+    let mut token_digest: Option<[u8; 32]> = None;
     let token_jkt: Option<String> = match credential {
         None => jwt_authn_token.clone().flatten(),
         Some(c) => match cfg.access_token.verify {
@@ -264,7 +266,8 @@ fn decide_inner(
                 let Some(view) = &req.introspection else {
                     return Err(R::TokenCheckFailed);
                 };
-                let answer = introspection::lookup(view, c.token, req.now);
+                let digest = token_digest.insert(introspection::token_hash(c.token));
+                let answer = introspection::lookup_digest(view, digest, req.now);
                 notes.introspection_cache_hit = answer.is_some() && view.fresh.is_none();
                 match answer {
                     None => return Ok(Decision::Introspect(c.token.to_owned())),
@@ -312,7 +315,8 @@ fn decide_inner(
         access_token: credential.map(|c| c.token),
         now: req.now,
     };
-    let verified = verify_proof_cached(proof, &facts, &settings.proof, cache)?;
+    let verified =
+        verify_proof_digested(proof, &facts, &settings.proof, cache, token_digest.as_ref())?;
 
     // A token is presented when the header carried one, or (jwt_authn mode) when jwt_authn
     // verified one from wherever it looked.

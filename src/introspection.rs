@@ -285,13 +285,17 @@ pub struct IntrospectionView<'a> {
 
 /// The token's status for the decision: `None` means "ask the authorization server".
 pub fn lookup(view: &IntrospectionView<'_>, token: &str, now: i64) -> Option<Answer> {
-    let hash = token_hash(token);
+    lookup_digest(view, &token_hash(token), now)
+}
+
+/// [`lookup`] by the token's digest ([`token_hash`]) already computed.
+pub fn lookup_digest(view: &IntrospectionView<'_>, hash: &[u8; 32], now: i64) -> Option<Answer> {
     if let Some((h, a)) = view.fresh {
-        if *h == hash {
+        if h == hash {
             return Some(a.clone());
         }
     }
-    view.cache.get(&hash, now).map(|c| match c {
+    view.cache.get(hash, now).map(|c| match c {
         Cached::Active { jkt } => Answer::Active {
             jkt: jkt.clone(),
             exp: None,

@@ -344,3 +344,79 @@ fn required_route_with_unbound_tokens_allowed() {
         "{e}"
     );
 }
+
+/// Introspection mode reuses the cache key (SHA-256 of the token) for the proof's `ath`: the
+/// check must still refuse an `ath` of another token, a missing `ath`, and accept the right one.
+#[test]
+fn introspection_ath_uses_the_cache_digest() {
+    use dpop_guard::introspection::{token_hash, Answer, IntrospectionView, TokenCache};
+    let c = cfg(
+        r#"{"required": true, "access_token": {"verify": "introspection",
+            "introspection": {"cluster": "as"}}}"#,
+    );
+    let icfg = c.access_token.introspection.as_ref().unwrap();
+    let k = TestKey::ed25519_n(61);
+    let opaque = "opaque-token-0123456789";
+    let mut cache = TokenCache::new(16);
+    let active = Answer::Active {
+        jkt: Some(k.jkt()),
+        exp: None,
+    };
+    cache.insert(icfg, token_hash(opaque), &active, NOW);
+    let authz = format!("DPoP {opaque}");
+    let at = |proof: &str| {
+        let dpop = [proof.as_bytes()];
+        let authz = [authz.as_bytes()];
+        let req = Request {
+            method: "GET",
+            authority: "api.example.com",
+            path: "/api/x",
+            uri: URI,
+            dpop: &dpop,
+            authorization: &authz,
+            jwt_authn: None,
+            introspection: Some(IntrospectionView {
+                cache: &cache,
+                fresh: None,
+            }),
+            remote_jwks: None,
+            now: NOW,
+        };
+        decide(&c, &req)
+    };
+    assert!(matches!(
+        at(&proof(&k, Some(opaque), "")),
+        Decision::Allow { .. }
+    ));
+    assert_eq!(
+        denied(at(&proof(&k, Some("another-token"), ""))),
+        R::ProofAthMismatch
+    );
+    assert_eq!(denied(at(&proof(&k, None, ""))), R::ProofAthMissing);
+    // an unknown token is not guessed from: it is asked for
+    let unknown = "DPoP never-seen";
+    let dpop = [proof(&k, Some("never-seen"), "")];
+    let d = {
+        let dpop = [dpop[0].as_bytes()];
+        let authz = [unknown.as_bytes()];
+        decide(
+            &c,
+            &Request {
+                method: "GET",
+                authority: "api.example.com",
+                path: "/api/x",
+                uri: URI,
+                dpop: &dpop,
+                authorization: &authz,
+                jwt_authn: None,
+                introspection: Some(IntrospectionView {
+                    cache: &cache,
+                    fresh: None,
+                }),
+                remote_jwks: None,
+                now: NOW,
+            },
+        )
+    };
+    assert!(matches!(d, Decision::Introspect(t) if t == "never-seen"));
+}
