@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Micro-benchmark of proof verification per algorithm: natively, then inside Envoy's V8 (the
-# same loop as a bootstrap wasm service, timed with the host clock). Not a test.
+# Micro-benchmark of proof verification per algorithm, and of the token modes' decision
+# (upstream vs introspection with a warm cache): natively, then inside Envoy's V8 (the same
+# loops as a bootstrap wasm service, timed with the host clock). Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVOY=${ENVOY:-.venv/bin/envoy}
@@ -18,7 +19,16 @@ now=$(date +%s)
     p=$($DPOP proof --key $out/key-$alg.json --alg $alg --htm GET --htu https://api.example.com/bench --iat $now)
     cases+=("{\"alg\":\"$alg\",\"proof\":\"$p\",\"htm\":\"GET\",\"htu\":\"https://api.example.com/bench\"}")
   done
-  input="{\"iterations\":$ITER,\"now\":$now,\"cases\":[$(IFS=,; echo "${cases[*]}")]}"
+  # the token modes' decision (crates/verify-bench/src/tokens.rs): a ~420-byte HS256 token
+  # bound to an EdDSA key, a proof with its ath
+  $DPOP keygen --alg EdDSA > $out/key-token.json
+  tok=$($DPOP token --secret=verify-bench-hs256-secret-0123456789abcdef --bind-key=$out/key-token.json \
+    --sub=agent-bench-1 --iss=https://as.example.com --aud=https://api.example.com --iat=$now \
+    --claim=scope='"read write"' --claim=client_id='"bench-client"' --claim=jti='"bench-token-0001"')
+  tp=$($DPOP proof --key $out/key-token.json --htm GET --htu https://api.example.com/bench --token="$tok" --iat $now)
+  jkt=$($DPOP thumbprint --key $out/key-token.json)
+  token_case="{\"token\":\"$tok\",\"proof\":\"$tp\",\"jkt\":\"$jkt\"}"
+  input="{\"iterations\":$ITER,\"now\":$now,\"cases\":[$(IFS=,; echo "${cases[*]}")],\"token_case\":$token_case}"
   echo "$input" > $out/verify-input.json
 fi
 

@@ -5,9 +5,12 @@
 //! Input (JSON): `{"iterations": N, "now": T, "cases": [{"alg": "EdDSA", "proof": "...",
 //! "htm": "GET", "htu": "https://..."}]}` — proofs made by `dpop proof --iat T`.
 //!
+//! With `"token_case"` in the input, [`tokens`] also times the two token modes' decision.
+//!
 //! The second mode, `{"mode": "wycheproof", ...}` ([`wycheproof`]), is not a benchmark: a
 //! differential run of Wycheproof vectors, Envoy's `verify_signature` against our verifiers.
 
+pub mod tokens;
 pub mod wycheproof;
 
 use dpop_guard::jose::{Alg, AlgSet};
@@ -24,6 +27,8 @@ pub struct Input {
     pub iterations: u32,
     pub now: i64,
     pub cases: Vec<Case>,
+    /// A bound token and its proof, for [`tokens::run_token_modes`] (optional).
+    pub token_case: Option<tokens::TokenCase>,
 }
 
 pub fn parse_input(bytes: &[u8]) -> Result<Input, String> {
@@ -56,6 +61,7 @@ pub fn parse_value(v: &serde_json::Value) -> Result<Input, String> {
         iterations: v.get("iterations").and_then(|x| x.as_u64()).unwrap_or(200) as u32,
         now: v.get("now").and_then(|x| x.as_i64()).ok_or("missing now")?,
         cases,
+        token_case: tokens::parse_token_case(v)?,
     })
 }
 
@@ -169,7 +175,7 @@ pub fn run_cached(input: &Input, clock_ns: &dyn Fn() -> u64) -> Vec<(String, Res
 }
 
 /// A named piece of per-proof work, timed in rotation.
-type Step<'a> = (&'a str, &'a dyn Fn(&str) -> usize);
+pub(crate) type Step<'a> = (&'a str, &'a dyn Fn(&str) -> usize);
 
 /// Cases of one algorithm in rotation through one shared key cache: every verification
 /// sees a different proof (fresh R, s, jti), as in a load test, instead of the same one.
@@ -490,6 +496,8 @@ pub fn report(results: &[(String, Result<f64, String>)], env: &str) -> String {
     results
         .iter()
         .map(|(alg, r)| match r {
+            // small values (the token rows' pieces) with one more digit
+            Ok(us) if us.abs() < 10.0 => format!("verify-bench {env} {alg}: {us:.2} us/verify"),
             Ok(us) => format!("verify-bench {env} {alg}: {us:.1} us/verify"),
             Err(e) => format!("verify-bench {env} {alg}: ERROR {e}"),
         })
@@ -544,6 +552,7 @@ mod wasm {
                 results.extend(super::run_ed25519_parts(clock));
                 results.extend(super::run_rotation(&input, clock));
                 results.extend(super::run_fastest(&input, clock));
+                results.extend(super::tokens::run_token_modes(&input, clock));
                 for line in super::report(&results, "wasm-v8").lines() {
                     warn(line);
                 }

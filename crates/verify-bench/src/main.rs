@@ -34,5 +34,6 @@ fn main() {
     results.extend(verify_bench::run_ed25519_parts(&clock));
     results.extend(verify_bench::run_rotation(&input, &clock));
     results.extend(verify_bench::run_fastest(&input, &clock));
+    results.extend(verify_bench::tokens::run_token_modes(&input, &clock));
     println!("{}", verify_bench::report(&results, "native"));
 }
