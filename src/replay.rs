@@ -134,7 +134,7 @@ impl ReplayConfig {
                         )?
                         .unwrap_or(OnError::Deny),
                     max_batch: s.uint_in("max_batch", 64, 1, replay_wire::MAX_BATCH as u64)? as u32,
-                    max_in_flight: s.uint_in("max_in_flight", 2, 1, 64)? as u32,
+                    max_in_flight: s.uint_in("max_in_flight", 1, 1, 64)? as u32,
                 }
             }
         })

@@ -422,6 +422,9 @@ mod tests {
             ReplayConfig::Remote {
                 on_error: OnError::Allow,
                 timeout_ms: 200,
+                // coalescing defaults (README "Replay service"): one batch out at a time
+                max_batch: 64,
+                max_in_flight: 1,
                 ..
             }
         ));

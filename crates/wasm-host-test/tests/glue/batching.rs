@@ -13,6 +13,9 @@ fn vm(extra: &str) -> Vm {
     ))
 }
 
+/// `max_in_flight: 2` (the default is 1): a batch may leave while a lone check is out.
+const TWO_SLOTS: &str = r#", "max_in_flight": 2"#;
+
 /// Starts requests (each paused in the queue); returns their context ids.
 fn queue(vm: &mut Vm, keys: &[&Key]) -> Vec<u32> {
     keys.iter()
@@ -88,7 +91,7 @@ fn a_lone_check_on_an_idle_worker_goes_out_at_once() {
 
 #[test]
 fn one_batch_per_wakeup_each_member_gets_its_own_verdict() {
-    let mut vm = vm("");
+    let mut vm = vm(TWO_SLOTS);
     let _busy = lone(&mut vm, &Key::new(77));
     let keys: Vec<Key> = (80..83).map(Key::new).collect();
     let ctxs = queue(&mut vm, &keys.iter().collect::<Vec<_>>());
@@ -194,7 +197,7 @@ fn later_arrivals_wait_for_the_check_in_flight() {
 #[test]
 fn a_failed_batch_applies_on_error_to_every_member() {
     for (on_error, want_status) in [("deny", Some(503)), ("allow", None)] {
-        let mut vm = vm(&format!(r#", "on_error": "{on_error}""#));
+        let mut vm = vm(&format!(r#"{TWO_SLOTS}, "on_error": "{on_error}""#));
         let _busy = lone(&mut vm, &Key::new(76));
         let ctxs = queue(&mut vm, &[&Key::new(87), &Key::new(88)]);
         vm.deliver_queue_ready().unwrap();
@@ -243,7 +246,7 @@ fn a_member_that_goes_away_is_dropped_without_breaking_the_others() {
 
 #[test]
 fn a_member_with_a_body_continues_once_settled() {
-    let mut vm = vm("");
+    let mut vm = vm(TWO_SLOTS);
     let _busy = lone(&mut vm, &Key::new(74));
     let p = proof(&Key::new(93), "/api", None);
     let mut req = get(b"/api", &[(b"dpop", p.as_bytes())]);
@@ -277,7 +280,7 @@ fn a_reconfiguration_neither_loses_nor_double_answers_queued_requests() {
     let waiting = queue(&mut vm, &[&Key::new(95)]);
     // new configuration (another cluster) while one batch is out and one request waits
     vm.host_mut().plugin_configuration = br#"{"required": true, "replay": {"store": "remote",
-        "cluster": "replay_v2", "timeout_ms": 250}}"#
+        "cluster": "replay_v2", "timeout_ms": 250, "max_in_flight": 2}}"#
         .to_vec();
     assert!(vm.on_configure().unwrap());
     vm.deliver_queue_ready().unwrap();
