@@ -10,7 +10,7 @@ DPOP     := target/release/dpop
 CARGO    ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help build wasm verify-bench-wasm cli venv redis node-deps oidc-deps test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench clean
+.PHONY: help build wasm verify-bench-wasm cli venv redis node-deps oidc-deps test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench bench-paired clean
 
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
@@ -22,6 +22,7 @@ help:
 	@echo "make image  - OCI image with plugin.wasm for Istio (target/oci/); prints the push command and digest"
 	@echo "make fuzz   - run every cargo-fuzz target for FUZZ_SECONDS (default 300)"
 	@echo "make bench  - load benchmark on a real Envoy (req/s, p50/p99, Envoy CPU µs/req); BENCH_SECONDS=10"
+	@echo "make bench-paired - the same variants as listeners of ONE Envoy, short windows in rotation (paired differences)"
 
 # ---- toolchain and dependencies --------------------------------------------------------
 .wasm-target.stamp:
@@ -145,6 +146,11 @@ run-arcp: build venv redis arcp-venv
 # ---- benchmark -------------------------------------------------------------------------
 bench: build venv
 	@scripts/bench.sh
+
+# Same-process comparison: every variant a listener of one Envoy, short windows in rotation
+# (scripts/benchlib/paired.py; BENCH_PAIRED_PASSES, BENCH_PAIRED_SECONDS, BENCH_PAIRED_ONLY).
+bench-paired: build venv
+	@scripts/bench.sh --paired
 
 # ---- fuzzing (nightly + cargo-fuzz) ----------------------------------------------------
 FUZZ_SECONDS ?= 300

@@ -85,7 +85,8 @@ def filter_config(hcm, pool, overrides=None, seconds=None):
     cfg = f["typed_config"]["config"]
     cfg["vm_config"]["code"]["local"]["filename"] = WASM
     pc = merge(json.loads(cfg["configuration"]["value"]), overrides or {})
-    if pc.get("replay", {}).get("store", "local") == "local":
+    if pc.get("replay", {}).get("store", "local") == "local" and \
+            "capacity" not in (overrides or {}).get("replay", {}):
         # A bucket of the local store holds 16 entries and a full one refuses: keep the
         # table 4x larger than the pool so the random spread never fills a bucket.
         pc.setdefault("replay", {})["capacity"] = min(10_000_000, max(100_000, 4 * (pool + 1000)))

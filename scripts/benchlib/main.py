@@ -133,6 +133,9 @@ def entry():
     """Runs main() and stops every started process on the way out (SIGTERM included)."""
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        if "--paired" in sys.argv[1:]:
+            from .paired import main as paired_main
+            sys.exit(paired_main())
         sys.exit(main())
     finally:
         stop_all()

@@ -192,7 +192,7 @@ def report(results, meta):
                         if sid not in ("plain", "jwt_authn") and sid in results and per_round_added(results, sid)[1]]
         if ratio_rounds:
             notes.append("Added / jwt_authn added, per round: " + ", ".join(ratio_rounds) + ".")
-    batch_sizes = [f"{sid} {results[sid]['replay_mean_batch']:.1f}" for sid in ("remote", "remote_h2")
+    batch_sizes = [f"{sid} {results[sid]['replay_mean_batch']:.1f}" for sid in ("remote", "remote_h2", "remote_mif2")
                    if results.get(sid, {}).get("replay_mean_batch")]
     if batch_sizes:
         notes.append("Mean replay batch size (replay.batched / replay.batches, 1 worker): "

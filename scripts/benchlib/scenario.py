@@ -89,7 +89,8 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
         filter_config(hcm, pool, {"crypto": "wasm"})
     elif kind in REMOTE_KINDS:
         b, hcm = gateway("envoy-redis.yaml", admin_port, port)
-        over = {"replay": {"max_batch": 1}} if kind == "remote_single" else None
+        over = {"remote_single": {"replay": {"max_batch": 1}},
+                "remote_mif2": {"replay": {"max_in_flight": 2}}}.get(kind)
         pc = filter_config(hcm, pool, over)
         assert pc["replay"]["store"] == "remote", pc
         if kind == "remote_h2":
