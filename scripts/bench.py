@@ -30,6 +30,12 @@ BENCH_MAX_PROOFS (200000: cap of the per-scenario proof pool), BENCH_ONLY (comma
 scenario ids or shell patterns, e.g. "plain,eddsa" or "eddsa,worst_*"; "worst" selects every
 worst-case class), BENCH_WORST_SECONDS (3), BENCH_NATIVE_SECONDS (1: native timing per class),
 BENCH_NO_WRITE=1 (do not touch BENCHMARKS.md), ENVOY.
+
+Same-process comparison (scripts/benchlib/paired.py; after a full run, or alone with
+`scripts/bench.sh --paired` = `make bench-paired`): every variant a listener of one Envoy, short
+windows in rotation; BENCH_PAIRED_PASSES (6; 0 skips it after a full run), BENCH_PAIRED_SECONDS
+(3), BENCH_PAIRED_ONLY (variant ids; plain and jwt_authn always run). Its table goes between
+`<!-- bench-paired:begin -->` / `<!-- bench-paired:end -->`.
 Exit status: 0 when every scenario ran with zero errors (a worst-case class's expected refusals
 are not errors), else 1.
 
