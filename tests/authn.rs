@@ -363,8 +363,8 @@ fn introspection_ath_uses_the_cache_digest() {
         exp: None,
     };
     cache.insert(icfg, token_hash(opaque), &active, NOW);
-    let authz = format!("DPoP {opaque}");
-    let at = |proof: &str| {
+    let at = |token: &str, proof: &str| {
+        let authz = format!("DPoP {token}");
         let dpop = [proof.as_bytes()];
         let authz = [authz.as_bytes()];
         let req = Request {
@@ -385,38 +385,15 @@ fn introspection_ath_uses_the_cache_digest() {
         decide(&c, &req)
     };
     assert!(matches!(
-        at(&proof(&k, Some(opaque), "")),
+        at(opaque, &proof(&k, Some(opaque), "")),
         Decision::Allow { .. }
     ));
     assert_eq!(
-        denied(at(&proof(&k, Some("another-token"), ""))),
+        denied(at(opaque, &proof(&k, Some("another-token"), ""))),
         R::ProofAthMismatch
     );
-    assert_eq!(denied(at(&proof(&k, None, ""))), R::ProofAthMissing);
+    assert_eq!(denied(at(opaque, &proof(&k, None, ""))), R::ProofAthMissing);
     // an unknown token is not guessed from: it is asked for
-    let unknown = "DPoP never-seen";
-    let dpop = [proof(&k, Some("never-seen"), "")];
-    let d = {
-        let dpop = [dpop[0].as_bytes()];
-        let authz = [unknown.as_bytes()];
-        decide(
-            &c,
-            &Request {
-                method: "GET",
-                authority: "api.example.com",
-                path: "/api/x",
-                uri: URI,
-                dpop: &dpop,
-                authorization: &authz,
-                jwt_authn: None,
-                introspection: Some(IntrospectionView {
-                    cache: &cache,
-                    fresh: None,
-                }),
-                remote_jwks: None,
-                now: NOW,
-            },
-        )
-    };
+    let d = at("never-seen", &proof(&k, Some("never-seen"), ""));
     assert!(matches!(d, Decision::Introspect(t) if t == "never-seen"));
 }
