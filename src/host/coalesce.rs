@@ -99,8 +99,17 @@ pub(super) enum Handoff {
     /// Decided again after an introspection answer and now waiting in a replay batch.
     Batched,
     /// Decided again and now waiting on a per-request replay callout made from the root
-    /// context (batching off): `foreign` holds its stage.
+    /// context (a lone check, or batching off): `foreign` holds its stage.
     Foreign,
+}
+
+/// A replay callout the root context made for a request it decided again.
+pub(super) struct ForeignCheck {
+    ctx: u32,
+    shared: Rc<Shared>,
+    stage: Stage,
+    /// It holds the worker's lone-check slot ([`try_go_alone`]) until its answer.
+    lone: bool,
 }
 
 /// One root context's batching state.
@@ -123,8 +132,8 @@ pub(super) struct Coalescer {
     /// Introspections by token hash (single-flight).
     introspections: VecMap<[u8; 32], PendingIntrospection>,
     /// Callouts the root made on behalf of a request (its per-request replay check after an
-    /// introspection answer): callout token → (request, its stage).
-    foreign: VecMap<u32, (u32, Rc<Shared>, Stage)>,
+    /// introspection answer), by callout token.
+    foreign: VecMap<u32, ForeignCheck>,
 }
 
 thread_local! {
@@ -268,7 +277,7 @@ pub(super) fn forget(root: u32, ctx: u32) {
         co.handoff.remove(&ctx);
         co.waiting.retain(|m| m.ctx != ctx);
         if co.in_flight.values().flatten().any(|m| m.ctx == ctx)
-            || co.foreign.values().any(|(c, _, _)| *c == ctx)
+            || co.foreign.values().any(|f| f.ctx == ctx)
         {
             co.gone.push(ctx);
         }
@@ -530,11 +539,18 @@ impl Root {
             let handoff = match std::mem::replace(&mut f.stage, Stage::Done) {
                 Stage::AwaitingBatch => Handoff::Batched,
                 stage @ Stage::AwaitingReplay { .. } => {
+                    // the lone slot stays taken until the answer (`on_foreign_reply`), not
+                    // released when this stand-in is dropped
+                    let lone = std::mem::replace(&mut f.lone, false);
                     if let Stage::AwaitingReplay { token, .. } = &stage {
                         let call = *token;
-                        with(self.id, |co| {
-                            co.foreign.insert(call, (w.ctx, w.shared.clone(), stage))
-                        });
+                        let check = ForeignCheck {
+                            ctx: w.ctx,
+                            shared: w.shared.clone(),
+                            stage,
+                            lone,
+                        };
+                        with(self.id, |co| co.foreign.insert(call, check));
                     }
                     Handoff::Foreign
                 }
@@ -555,16 +571,21 @@ impl Root {
     /// A per-request replay answer for a request the root context decided again. `false` when
     /// `call` is not one.
     pub(super) fn on_foreign_reply(&mut self, call: u32, body_size: usize) -> bool {
-        let Some((ctx, shared, stage)) = with(self.id, |co| co.foreign.remove(&call)).flatten()
-        else {
+        let Some(check) = with(self.id, |co| co.foreign.remove(&call)).flatten() else {
             return false;
         };
+        let ctx = check.ctx;
         if with(self.id, |co| take(&mut co.gone, ctx)) == Some(true)
             || abi::set_effective_context(ctx).is_err()
         {
+            if check.lone {
+                lone_done(self.id);
+            }
             return true;
         }
-        let mut f = stand_in(shared, ctx, self.id, stage);
+        let mut f = stand_in(check.shared, ctx, self.id, check.stage);
+        // the answer releases the lone slot ([`Filter::apply_replay`])
+        f.lone = check.lone;
         f.on_http_call_response(call, 0, body_size, 0);
         let nonce = f.response_nonce.take();
         with(self.id, |co| {

@@ -227,6 +227,17 @@ fn single_flight_then_a_remote_replay_batch() {
     // context on its behalf)
     let check = vm.host().http_calls.last().unwrap().clone();
     assert_eq!(check.cluster, b"replay");
+    // that check holds the worker's one slot (max_in_flight 1) until its answer: a second
+    // request (token now cached) queues behind it instead of going out alone too
+    let calls = vm.host().http_calls.len();
+    let second = vm.request_headers(&request(&key)).unwrap();
+    assert_eq!(second.outcome, Outcome::Stalled);
+    assert_eq!(
+        vm.host().http_calls.len(),
+        calls,
+        "no second check in flight"
+    );
+    assert_eq!(vm.deliver_queue_ready().unwrap(), 0);
     vm.http_call_response(
         ex.context_id,
         check.token,
@@ -238,6 +249,25 @@ fn single_flight_then_a_remote_replay_batch() {
         Outcome::Upstream(h) => assert_eq!(values(&h, "x-dpop-jkt"), vec![key.jkt().as_bytes()]),
         other => panic!("{other:?}"),
     }
+    // its answer freed the slot and woke the root: the queued request goes as a batch
+    assert_eq!(vm.deliver_queue_ready().unwrap(), 1);
+    let batch = vm.host().http_calls.last().unwrap().clone();
+    assert_eq!(
+        values(batch.headers.as_ref().unwrap(), ":path"),
+        vec![&b"/v1/replay/batch"[..]]
+    );
+    vm.http_call_response(
+        second.context_id,
+        batch.token,
+        vec![(b":status".to_vec(), b"200".to_vec())],
+        br#"{"results":[201]}"#.to_vec(),
+    )
+    .unwrap();
+    assert!(matches!(
+        vm.outcome_of(second.context_id),
+        Outcome::Upstream(_)
+    ));
+    assert!(vm.dead().is_none());
 }
 
 #[test]
