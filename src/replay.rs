@@ -140,6 +140,18 @@ impl ReplayConfig {
         })
     }
 
+    /// Coalescing limits `(max_batch, max_in_flight)`; `(1, 1)` for the stores that do not batch.
+    pub fn batch_limits(&self) -> (usize, usize) {
+        match self {
+            ReplayConfig::Remote {
+                max_batch,
+                max_in_flight,
+                ..
+            } => (*max_batch as usize, *max_in_flight as usize),
+            _ => (1, 1),
+        }
+    }
+
     /// What `replay.on_error` says (the local store has no such setting: it fails closed).
     pub fn on_error(&self) -> OnError {
         match self {

@@ -136,6 +136,13 @@ pub(super) struct Coalescer {
     foreign: VecMap<u32, ForeignCheck>,
 }
 
+impl Coalescer {
+    /// Whether another batch or lone check may go out under `max_in_flight`.
+    fn has_slot(&self, max_in_flight: usize) -> bool {
+        self.in_flight.len() + self.lone < max_in_flight
+    }
+}
+
 thread_local! {
     /// Per VM (one per worker thread), by root context id.
     static COALESCERS: RefCell<VecMap<u32, Coalescer>> = const { RefCell::new(VecMap(Vec::new())) };
@@ -214,13 +221,10 @@ pub(super) fn enqueue(root: u32, member: Member) -> Result<(), Member> {
     // A wake-up only helps while a batch could leave now: otherwise the batch or lone check
     // out will pump when it returns (`on_batch_reply`, `lone_done`), and the hop would be
     // a wasted VM entry per queued request.
-    let max_in_flight = match &member.shared.cfg.replay {
-        ReplayConfig::Remote { max_in_flight, .. } => *max_in_flight as usize,
-        _ => 1,
-    };
+    let (_, max_in_flight) = member.shared.cfg.replay.batch_limits();
     let mut member = Some(member);
     let queued = with(root, |co| {
-        if !co.wake_pending && co.in_flight.len() + co.lone < max_in_flight {
+        if !co.wake_pending && co.has_slot(max_in_flight) {
             if let Err(status) = abi::enqueue_shared_queue(co.queue, b"") {
                 log::warn!("dpop_guard: cannot wake the replay batcher (host status {status})");
                 return false;
@@ -367,15 +371,8 @@ impl Root {
             // Take the next batch: members checked under the same configuration as the first.
             let batch = with(self.id, |co| {
                 let first = co.waiting.front()?;
-                let (max_batch, max_in_flight) = match &first.shared.cfg.replay {
-                    ReplayConfig::Remote {
-                        max_batch,
-                        max_in_flight,
-                        ..
-                    } => (*max_batch as usize, *max_in_flight as usize),
-                    _ => (1, 1),
-                };
-                if co.in_flight.len() + co.lone >= max_in_flight {
+                let (max_batch, max_in_flight) = first.shared.cfg.replay.batch_limits();
+                if !co.has_slot(max_in_flight) {
                     return None;
                 }
                 let shared = first.shared.clone();
