@@ -1,5 +1,7 @@
 //! `dpop-replay`: the cluster-wide DPoP `jti` replay check behind the dpop-guard filter
-//! (README "Replay service"). `POST /v1/replay {"key", "ttl"}` → 201 fresh / 409 replay / 400 / 503.
+//! (README "Replay service"). `POST /v1/replay {"key", "ttl"}` → 201 fresh / 409 replay / 400 / 503;
+//! `POST /v1/replay/batch` for many keys; the gRPC stream `/dpop.replay.v1.Replay/Check`
+//! (`grpc`) for batches as messages on one long-lived HTTP/2 stream.
 //!
 //! The binary is `src/main.rs`; everything it does is reachable from here so tests can run
 //! the real server in-process.
@@ -7,6 +9,7 @@
 pub mod any_backend;
 pub mod backend;
 pub mod config;
+pub mod grpc;
 pub mod key;
 pub mod memory;
 pub mod metrics;

@@ -48,6 +48,9 @@ pub struct Metrics {
     count: AtomicU64,
     batches: AtomicU64,
     batch_entries: AtomicU64,
+    grpc_streams: AtomicU64,
+    grpc_streams_open: AtomicU64,
+    grpc_messages: AtomicU64,
 }
 
 impl Metrics {
@@ -62,13 +65,30 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one `/v1/replay/batch` request with `entries` valid entries.
+    /// Counts one checked batch (a `/v1/replay/batch` request or a gRPC stream message) with
+    /// `entries` valid entries.
     pub fn batch(&self, entries: usize) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.batch_entries.fetch_add(
             u64::try_from(entries).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// Counts one gRPC `Check` stream opened (and open until [`Metrics::grpc_stream_closed`]).
+    pub fn grpc_stream_opened(&self) {
+        self.grpc_streams.fetch_add(1, Ordering::Relaxed);
+        self.grpc_streams_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one gRPC `Check` stream ended (one call per [`Metrics::grpc_stream_opened`]).
+    pub fn grpc_stream_closed(&self) {
+        self.grpc_streams_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts one message received on a gRPC `Check` stream (well-formed or not).
+    pub fn grpc_message(&self) {
+        self.grpc_messages.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one failed store operation (a check or a readiness ping).
@@ -162,7 +182,7 @@ impl Metrics {
         let _ = writeln!(out, "dpop_replay_check_duration_seconds_count {count}");
         let _ = writeln!(
             out,
-            "# HELP dpop_replay_batches_total Requests to /v1/replay/batch (their entries are also in dpop_replay_checks_total)."
+            "# HELP dpop_replay_batches_total Batches checked: /v1/replay/batch requests and gRPC stream messages (their entries are also in dpop_replay_checks_total)."
         );
         let _ = writeln!(out, "# TYPE dpop_replay_batches_total counter");
         let _ = writeln!(out, "dpop_replay_batches_total {}", ld(&self.batches));
@@ -176,6 +196,30 @@ impl Metrics {
             "dpop_replay_batch_entries_total {}",
             ld(&self.batch_entries)
         );
+        for (name, kind, help, v) in [
+            (
+                "dpop_replay_grpc_streams_total",
+                "counter",
+                "gRPC Check streams opened.",
+                &self.grpc_streams,
+            ),
+            (
+                "dpop_replay_grpc_streams_open",
+                "gauge",
+                "gRPC Check streams open now.",
+                &self.grpc_streams_open,
+            ),
+            (
+                "dpop_replay_grpc_messages_total",
+                "counter",
+                "Messages received on gRPC Check streams (checked ones are also in dpop_replay_batches_total).",
+                &self.grpc_messages,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", ld(v));
+        }
         out
     }
 }

@@ -17,6 +17,7 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use http_body_util::BodyExt;
 use serde::Deserialize;
+use tokio::sync::watch;
 
 use crate::backend::{ReplayBackend, StoreError};
 use crate::key::ReplayKey;
@@ -42,6 +43,8 @@ pub struct AppState<B> {
     /// Largest accepted ttl.
     pub max_ttl: u32,
     store_ok: AtomicBool,
+    /// Set once graceful shutdown begins: the gRPC streams (`crate::grpc`) then finish.
+    closing: watch::Sender<bool>,
 }
 
 impl<B: ReplayBackend> AppState<B> {
@@ -52,7 +55,20 @@ impl<B: ReplayBackend> AppState<B> {
             metrics: Metrics::default(),
             max_ttl,
             store_ok: AtomicBool::new(true),
+            closing: watch::Sender::new(false),
         }
+    }
+
+    /// Asks the open gRPC streams to finish: each stops reading, answers the messages it has
+    /// started, and ends with `grpc-status: 14` ([`serve`] calls this when its shutdown
+    /// future resolves; a long-lived stream would otherwise hold the shutdown open).
+    pub fn begin_shutdown(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Watches for [`AppState::begin_shutdown`].
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     fn store_failed(&self, e: &StoreError) {
@@ -247,8 +263,10 @@ struct BatchRequest<'a> {
     entries: Vec<BatchEntry<'a>>,
 }
 
+/// One entry of a batch (a `/v1/replay/batch` body or a gRPC stream message). Each field is
+/// checked on its own by [`check_batch`], so a bad one makes that entry 400, not the batch.
 #[derive(Deserialize)]
-struct BatchEntry<'a> {
+pub(crate) struct BatchEntry<'a> {
     #[serde(borrow)]
     key: Option<Cow<'a, str>>,
     ttl: Option<serde_json::Value>,
@@ -294,13 +312,51 @@ async fn replay_batch<B: ReplayBackend>(
             )
         }
     };
-    if parsed.entries.is_empty() || parsed.entries.len() > MAX_BATCH_ENTRIES {
-        return bad(r#"{"error":"entries must hold 1 to 256 items"}"#);
+    match check_batch(&st, &parsed.entries).await {
+        BatchVerdict::Results(results) => {
+            let list: Vec<String> = results.iter().map(u16::to_string).collect();
+            respond(
+                StatusCode::OK,
+                JSON,
+                format!(r#"{{"results":[{}]}}"#, list.join(",")),
+            )
+        }
+        BatchVerdict::Refused => json(
+            status(replay_wire::status::BAD_REQUEST),
+            r#"{"error":"entries must hold 1 to 256 items"}"#,
+        ),
+        BatchVerdict::Unavailable => json(
+            status(replay_wire::status::UNAVAILABLE),
+            r#"{"error":"replay store unavailable"}"#,
+        ),
+    }
+}
+
+/// What [`check_batch`] decided for a batch.
+pub(crate) enum BatchVerdict {
+    /// One code per entry, in order: 201, 409, or 400 for that entry's key/ttl.
+    Results(Vec<u16>),
+    /// No entries or more than [`MAX_BATCH_ENTRIES`]: nothing checked (counted as one 400).
+    Refused,
+    /// The store failed: the whole batch is unchecked (some keys may be recorded).
+    Unavailable,
+}
+
+/// The checks of a parsed batch, shared by `POST /v1/replay/batch` and each message of the
+/// gRPC stream (`crate::grpc`): entries validated one by one (a bad key or ttl is 400 on its
+/// own), the valid ones in one store round trip, counted in the metrics.
+pub(crate) async fn check_batch<B: ReplayBackend>(
+    st: &AppState<B>,
+    entries: &[BatchEntry<'_>],
+) -> BatchVerdict {
+    if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
+        st.metrics.count(Outcome::BadRequest);
+        return BatchVerdict::Refused;
     }
     // Validate each entry on its own: one bad entry does not sink the others.
-    let mut results: Vec<u16> = vec![replay_wire::status::BAD_REQUEST; parsed.entries.len()];
-    let mut valid: Vec<(usize, (ReplayKey, u32))> = Vec::with_capacity(parsed.entries.len());
-    for (i, e) in parsed.entries.iter().enumerate() {
+    let mut results: Vec<u16> = vec![replay_wire::status::BAD_REQUEST; entries.len()];
+    let mut valid: Vec<(usize, (ReplayKey, u32))> = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
         let key = e.key.as_deref().and_then(ReplayKey::parse);
         let ttl = e
             .ttl
@@ -313,11 +369,11 @@ async fn replay_batch<B: ReplayBackend>(
             _ => st.metrics.count(Outcome::BadRequest),
         }
     }
-    let entries: Vec<(ReplayKey, u32)> = valid.iter().map(|(_, e)| *e).collect();
+    let checked: Vec<(ReplayKey, u32)> = valid.iter().map(|(_, e)| *e).collect();
     let start = Instant::now();
-    let verdicts = st.backend.check_and_set_many(&entries).await;
+    let verdicts = st.backend.check_and_set_many(&checked).await;
     st.metrics.observe(start.elapsed());
-    st.metrics.batch(entries.len());
+    st.metrics.batch(checked.len());
     match verdicts {
         Ok(v) => {
             st.store_answered();
@@ -332,22 +388,14 @@ async fn replay_batch<B: ReplayBackend>(
                     *slot = code;
                 }
             }
-            let list: Vec<String> = results.iter().map(u16::to_string).collect();
-            respond(
-                StatusCode::OK,
-                JSON,
-                format!(r#"{{"results":[{}]}}"#, list.join(",")),
-            )
+            BatchVerdict::Results(results)
         }
         Err(e) => {
             st.store_failed(&e);
-            for _ in &entries {
+            for _ in &checked {
                 st.metrics.count(Outcome::Error);
             }
-            json(
-                status(replay_wire::status::UNAVAILABLE),
-                r#"{"error":"replay store unavailable"}"#,
-            )
+            BatchVerdict::Unavailable
         }
     }
 }
@@ -378,14 +426,17 @@ pub fn router<B: ReplayBackend>(state: Arc<AppState<B>>) -> Router {
     Router::new()
         .route("/v1/replay", post(replay::<B>))
         .route("/v1/replay/batch", post(replay_batch::<B>))
+        .route(crate::grpc::CHECK_PATH, post(crate::grpc::check::<B>))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<B>))
         .route("/metrics", get(metrics::<B>))
         .with_state(state)
 }
 
-/// Serves HTTP/1.1 and h2c on `listener` until `shutdown` resolves, then stops accepting and
-/// returns once in-flight requests are answered (idle keep-alive connections are closed).
+/// Serves HTTP/1.1 and h2c (prior knowledge; hyper's auto builder tells them apart by the
+/// HTTP/2 preface) on `listener` until `shutdown` resolves, then stops accepting and returns
+/// once in-flight requests are answered (idle keep-alive connections are closed, open gRPC
+/// streams are asked to finish through [`AppState::begin_shutdown`]).
 pub async fn serve<B: ReplayBackend>(
     listener: tokio::net::TcpListener,
     state: Arc<AppState<B>>,
@@ -394,6 +445,11 @@ pub async fn serve<B: ReplayBackend>(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let st = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        st.begin_shutdown();
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

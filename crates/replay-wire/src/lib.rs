@@ -141,6 +141,104 @@ fn batch_codes(body: &[u8]) -> Option<Vec<&[u8]>> {
         .collect()
 }
 
+/// The streaming transport (`replay.transport = "grpc"`): one long-lived gRPC bidi stream per
+/// proxy worker, `/dpop.replay.v1.Replay/Check` over HTTP/2. The messages are not protobuf:
+/// each is the JSON of a batch with an `id` the filter chooses, and each answer carries the
+/// id back (answers may come in any order). Envoy's raw gRPC client frames and unframes them.
+pub mod stream {
+    use super::{answer, batch_codes, request_body, Answer};
+
+    /// The gRPC service name (the path is `/<SERVICE>/<METHOD>`).
+    pub const SERVICE: &str = "dpop.replay.v1.Replay";
+    /// The gRPC method name.
+    pub const METHOD: &str = "Check";
+    /// Largest message either side accepts.
+    pub const MAX_MESSAGE: usize = 64 * 1024;
+
+    /// A request message: `{"id":<id>,"entries":[{"key":"<key>","ttl":<ttl>},...]}`.
+    pub fn request<'a>(id: u32, entries: impl IntoIterator<Item = (&'a str, i64)>) -> String {
+        let mut out = format!("{{\"id\":{id},\"entries\":[");
+        for (i, (key, ttl)) in entries.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&request_body(key, ttl));
+        }
+        out.push_str("]}");
+        out
+    }
+
+    /// An answer message: `{"id":<id>,"results":[c1,...]}`.
+    pub fn reply(id: u32, codes: &[u16]) -> String {
+        let list: Vec<String> = codes.iter().map(u16::to_string).collect();
+        format!("{{\"id\":{id},\"results\":[{}]}}", list.join(","))
+    }
+
+    /// Reads an answer message: its id and one answer per result (`None`: not an answer
+    /// message — the caller cannot tell which request it was for). The caller checks the count
+    /// against the request's (a mismatch makes every entry [`Answer::Error`]).
+    pub fn read_reply(body: &[u8]) -> Option<(u32, Vec<Answer>)> {
+        let text = std::str::from_utf8(body).ok()?.trim();
+        let inner = text.strip_prefix('{')?.trim_start();
+        let rest = inner.strip_prefix("\"id\"")?.trim_start();
+        let rest = rest.strip_prefix(':')?.trim_start();
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let id: u32 = rest.get(..digits)?.parse().ok()?;
+        let rest = rest.get(digits..)?.trim_start().strip_prefix(',')?;
+        // what is left is a batch answer without its opening brace
+        let batch = format!("{{{rest}");
+        let codes = batch_codes(batch.as_bytes())?;
+        Some((id, codes.iter().map(|c| answer(Some(c))).collect()))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn messages() {
+            assert_eq!(
+                request(7, [("a", 1), ("b", 2)]),
+                r#"{"id":7,"entries":[{"key":"a","ttl":1},{"key":"b","ttl":2}]}"#
+            );
+            assert_eq!(
+                reply(9, &[201, 409, 400]),
+                r#"{"id":9,"results":[201,409,400]}"#
+            );
+            assert_eq!(
+                read_reply(reply(9, &[201, 409, 400, 503]).as_bytes()),
+                Some((
+                    9,
+                    vec![
+                        Answer::Fresh,
+                        Answer::Replayed,
+                        Answer::Error,
+                        Answer::Error
+                    ]
+                ))
+            );
+            assert_eq!(
+                read_reply(b" { \"id\" : 4294967295 , \"results\" : [ 201 ] } "),
+                Some((u32::MAX, vec![Answer::Fresh]))
+            );
+            assert_eq!(read_reply(br#"{"id":1,"results":[]}"#), Some((1, vec![])));
+            for bad in [
+                &br#"{"id":4294967296,"results":[201]}"#[..],
+                br#"{"id":-1,"results":[201]}"#,
+                br#"{"id":"1","results":[201]}"#,
+                br#"{"results":[201],"id":1}"#,
+                br#"{"id":1,"results":[201]"#,
+                br#"{"id":1}"#,
+                br#"{"id":1,"results":["201"]}"#,
+                b"",
+                b"\xff",
+            ] {
+                assert_eq!(read_reply(bad), None, "{bad:?}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
