@@ -43,8 +43,20 @@ pub enum ReplayConfig {
         max_batch: u32,
         /// Most coalesced callouts in flight per worker.
         max_in_flight: u32,
+        /// How checks reach the service.
+        transport: ReplayTransport,
     },
     Off,
+}
+
+/// How remote replay checks reach `dpop-replay` (`replay.transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayTransport {
+    /// A `dispatch_http_call` per check or batch (`POST path`, `POST path/batch`).
+    Http,
+    /// One long-lived gRPC bidi stream per worker (`/dpop.replay.v1.Replay/Check`, HTTP/2
+    /// cluster): each check or batch is a message on it.
+    Grpc,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -66,8 +78,9 @@ impl ReplayConfig {
         "on_error",
         "max_batch",
         "max_in_flight",
+        "transport",
     ];
-    const REMOTE_ONLY: [&'static str; 7] = [
+    const REMOTE_ONLY: [&'static str; 8] = [
         "cluster",
         "authority",
         "path",
@@ -75,6 +88,7 @@ impl ReplayConfig {
         "on_error",
         "max_batch",
         "max_in_flight",
+        "transport",
     ];
 
     /// Reads and validates the `replay` section (absent: the local store, 100 000 entries).
@@ -116,6 +130,21 @@ impl ReplayConfig {
                         )
                     }
                 };
+                let transport = s
+                    .choice(
+                        "transport",
+                        &[
+                            ("http", ReplayTransport::Http),
+                            ("grpc", ReplayTransport::Grpc),
+                        ],
+                    )?
+                    .unwrap_or(ReplayTransport::Http);
+                if transport == ReplayTransport::Grpc && s.has("path") {
+                    return err(
+                        &s.key("path"),
+                        "only applies to replay.transport = \"http\" (the gRPC method is /dpop.replay.v1.Replay/Check)",
+                    );
+                }
                 let path = s.string("path")?.unwrap_or_else(|| "/v1/replay".to_owned());
                 if !path.starts_with('/') {
                     return err(&s.key("path"), "must start with '/'");
@@ -135,6 +164,7 @@ impl ReplayConfig {
                         .unwrap_or(OnError::Deny),
                     max_batch: s.uint_in("max_batch", 64, 1, replay_wire::MAX_BATCH as u64)? as u32,
                     max_in_flight: s.uint_in("max_in_flight", 1, 1, 64)? as u32,
+                    transport,
                 }
             }
         })
@@ -158,6 +188,36 @@ impl ReplayConfig {
             ReplayConfig::Remote { on_error, .. } => *on_error,
             _ => OnError::Deny,
         }
+    }
+}
+
+/// What `replay.transport = "grpc"` hands the host as the stream's target: a serialized
+/// `envoy.config.core.v3.GrpcService` with `envoy_grpc { cluster_name, authority }`, so the
+/// `:authority` is ours. Envoy also takes a bare cluster name (used when a length would need a
+/// multi-byte varint: the SDK passes the target as `&str`, and such a varint is not UTF-8); a
+/// bare name is only taken as a name when it does not happen to parse as a GrpcService.
+pub fn grpc_service_target(cluster: &str, authority: &str) -> String {
+    let len = |s: &str| u8::try_from(s.len()).ok().filter(|n| *n < 0x80);
+    let inner = 4 + cluster.len() + authority.len();
+    match (
+        len(cluster),
+        len(authority),
+        u8::try_from(inner).ok().filter(|n| *n < 0x80),
+    ) {
+        (Some(c), Some(a), Some(i)) if cluster.is_ascii() && authority.is_ascii() => {
+            let mut s = String::with_capacity(inner + 2);
+            // field 1 (envoy_grpc), length-delimited; inside: 1 cluster_name, 2 authority
+            s.push('\u{0a}');
+            s.push(char::from(i));
+            s.push('\u{0a}');
+            s.push(char::from(c));
+            s.push_str(cluster);
+            s.push('\u{12}');
+            s.push(char::from(a));
+            s.push_str(authority);
+            s
+        }
+        _ => cluster.to_owned(),
     }
 }
 
@@ -188,11 +248,7 @@ impl From<Result<Insert, StoreError>> for StoreAnswer {
 /// The `dpop-replay` service's answer, from its `:status` (`None`: no response at all):
 /// 201 first use, 409 seen before, anything else an error (wire contract: `replay-wire`).
 pub fn remote_answer(status: Option<&[u8]>) -> StoreAnswer {
-    match replay_wire::answer(status) {
-        replay_wire::Answer::Fresh => StoreAnswer::Fresh,
-        replay_wire::Answer::Replayed => StoreAnswer::Replayed,
-        replay_wire::Answer::Error => StoreAnswer::Unavailable,
-    }
+    store_answer(replay_wire::answer(status))
 }
 
 /// The answers of a coalesced check for `n` keys (wire contract: `replay-wire`): one per key,
@@ -200,12 +256,17 @@ pub fn remote_answer(status: Option<&[u8]>) -> StoreAnswer {
 pub fn remote_batch_answers(status: Option<&[u8]>, body: &[u8], n: usize) -> Vec<StoreAnswer> {
     replay_wire::batch_answers(status, body, n)
         .into_iter()
-        .map(|a| match a {
-            replay_wire::Answer::Fresh => StoreAnswer::Fresh,
-            replay_wire::Answer::Replayed => StoreAnswer::Replayed,
-            replay_wire::Answer::Error => StoreAnswer::Unavailable,
-        })
+        .map(store_answer)
         .collect()
+}
+
+/// One answer of the service (wire contract: `replay-wire`) as a store answer.
+pub fn store_answer(a: replay_wire::Answer) -> StoreAnswer {
+    match a {
+        replay_wire::Answer::Fresh => StoreAnswer::Fresh,
+        replay_wire::Answer::Replayed => StoreAnswer::Replayed,
+        replay_wire::Answer::Error => StoreAnswer::Unavailable,
+    }
 }
 
 /// The request body of a coalesced check (wire contract: `replay-wire`).
@@ -390,6 +451,26 @@ impl SharedKv for MemoryKv {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn grpc_targets() {
+        // protoc --encode=envoy.config.core.v3.GrpcService of
+        // envoy_grpc { cluster_name: "replay" authority: "dpop-replay" }
+        assert_eq!(
+            grpc_service_target("replay", "dpop-replay").as_bytes(),
+            b"\x0a\x15\x0a\x06replay\x12\x0bdpop-replay"
+        );
+        let long = "c".repeat(120);
+        assert_eq!(grpc_service_target(&long, "dpop-replay"), long);
+        assert_eq!(grpc_service_target("r\u{e9}play", "a"), "r\u{e9}play");
+        // the longest that still fits one-byte lengths
+        let c = "c".repeat(60);
+        let a = "a".repeat(63);
+        let t = grpc_service_target(&c, &a);
+        assert_eq!(t.len(), 2 + 4 + 123);
+        assert!(t.is_ascii());
+        assert_eq!(grpc_service_target(&c, &format!("{a}a")), c);
+    }
 
     #[test]
     fn verdicts() {

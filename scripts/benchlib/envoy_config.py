@@ -68,9 +68,12 @@ def router_only(hcm):
 
 
 def merge(base, over):
-    """Deep merge of plugin configuration overrides (objects merge, anything else replaces)."""
+    """Deep merge of plugin configuration overrides (objects merge, None deletes, anything else
+    replaces)."""
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
+        if v is None:
+            base.pop(k, None)
+        elif isinstance(v, dict) and isinstance(base.get(k), dict):
             merge(base[k], v)
         else:
             base[k] = copy.deepcopy(v)
@@ -118,6 +121,21 @@ def jwt_authn_filter(jwks):
             "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}],
         },
     }
+
+
+def h2_cluster(cluster, http2=True):
+    """An Envoy cluster switched to HTTP/2 (h2c, prior knowledge) or HTTP/1.1: dpop-replay
+    serves both on one port."""
+    opts = cluster["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    opts["explicit_http_config"] = {"http2_protocol_options": {}} if http2 else {"http_protocol_options": {}}
+    return cluster
+
+
+# replay.transport = "grpc" (as shipped in envoy-redis.yaml): one gRPC stream per worker, its
+# method fixed (no path); "http": a callout per check or batch (the rows before the stream)
+GRPC_OVERRIDES = {"replay": {"transport": "grpc", "path": None}}
+HTTP_OVERRIDES = {"replay": {"transport": "http"}}
 
 
 def pool_size(alg, sid=None):

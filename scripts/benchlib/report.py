@@ -192,11 +192,20 @@ def report(results, meta):
                         if sid not in ("plain", "jwt_authn") and sid in results and per_round_added(results, sid)[1]]
         if ratio_rounds:
             notes.append("Added / jwt_authn added, per round: " + ", ".join(ratio_rounds) + ".")
-    batch_sizes = [f"{sid} {results[sid]['replay_mean_batch']:.1f}" for sid in ("remote", "remote_h2", "remote_mif2")
+    batch_sizes = [f"{sid} {results[sid]['replay_mean_batch']:.1f}" for sid in ("remote", "remote_h2", "remote_mif2", "remote_grpc")
                    if results.get(sid, {}).get("replay_mean_batch")]
     if batch_sizes:
         notes.append("Mean replay batch size (replay.batched / replay.batches, 1 worker): "
                      + ", ".join(batch_sizes) + ".")
+    cpu = lambda s: results.get(s, {}).get("rounds_cpu") or []  # noqa: E731
+    for sid, what in (("remote_grpc", "gRPC stream (as shipped)"), ("remote", "coalesced HTTP callouts")):
+        d = [x - y for x, y in zip(cpu(sid), cpu("eddsa"))]
+        if d:
+            o = sorted(d)
+            med = (o[len(o) // 2] + o[(len(o) - 1) // 2]) / 2
+            notes.append(f"Remote store, {what} − local store, Envoy CPU µs/req per round: "
+                         + "/".join(f"{x:+.1f}" for x in d) + f" (median {med:+.1f}; issue 17's target ≤ +15 µs: "
+                         + ("met" if med <= 15 else "**not met**") + ").")
     rem = results.get("remote")
     if rem and rem.get("extra_cpu_us_per_req") is not None:
         notes.append(f"dpop-replay (memory backend, on the client's CPU) used "

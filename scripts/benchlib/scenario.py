@@ -3,6 +3,7 @@ introspection endpoint) started with a generated configuration, `dpop-bench run`
 Envoy's counters and log checked; the native timing of a worst-case class (`dpop-bench
 worst-native`); the median of rounds."""
 
+import copy
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import yaml
 
 from .envoy_config import (
-    filter_config, gateway, introspection_cluster, introspection_plugin_overrides, introspection_server,
+    GRPC_OVERRIDES, HTTP_OVERRIDES, filter_config, gateway, h2_cluster, introspection_cluster, merge, introspection_plugin_overrides, introspection_server,
     jwt_authn_filter, pool_size, router_only, walk,
 )
 from .procs import free_port, http_get, spawn, stop, tail, wait_http
@@ -90,15 +91,14 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
     elif kind in REMOTE_KINDS:
         b, hcm = gateway("envoy-redis.yaml", admin_port, port)
         over = {"remote_single": {"replay": {"max_batch": 1}},
-                "remote_mif2": {"replay": {"max_in_flight": 2}}}.get(kind)
+                "remote_mif2": {"replay": {"max_in_flight": 2}}}.get(kind, {})
+        over = GRPC_OVERRIDES if kind == "remote_grpc" else merge(copy.deepcopy(HTTP_OVERRIDES), over)
         pc = filter_config(hcm, pool, over)
         assert pc["replay"]["store"] == "remote", pc
-        if kind == "remote_h2":
-            for c in b["static_resources"]["clusters"]:
-                if c.get("name") == "dpop_replay":
-                    opts = c["typed_extension_protocol_options"][
-                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
-                    opts["explicit_http_config"] = {"http2_protocol_options": {}}
+        for c in b["static_resources"]["clusters"]:
+            if c.get("name") == "dpop_replay":
+                # HTTP/1.1 keep-alive for the callout rows (as measured before the stream)
+                h2_cluster(c, http2=kind in ("remote_h2", "remote_grpc"))
         replay_port = free_port()
         n = 0
         for node in walk(b["static_resources"]["clusters"]):

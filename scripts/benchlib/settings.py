@@ -60,7 +60,7 @@ SCENARIOS = [
     ("eddsa", "3. dpop-guard, EdDSA proofs, local store", "filter", "EdDSA"),
     ("es256", "4. dpop-guard, ES256 proofs, local store (host crypto: BoringSSL)", "filter", "ES256"),
     ("rs256", "5. dpop-guard, RS256 proofs, local store (host crypto: BoringSSL)", "filter", "RS256"),
-    ("remote", "6. dpop-guard, EdDSA proofs, remote store (dpop-replay, memory), coalesced (default: max_in_flight 1)", "remote", "EdDSA"),
+    ("remote", "6. dpop-guard, EdDSA proofs, remote store (dpop-replay, memory), coalesced HTTP callouts (transport http, max_in_flight 1)", "remote", "EdDSA"),
     # Issue 17's before/after in one round: one callout per request (replay.max_batch 1, the
     # behaviour before coalescing), and coalesced over an HTTP/2 (h2c) cluster.
     ("remote_single", "6b. dpop-guard, EdDSA proofs, remote store, one callout per request (max_batch 1)",
@@ -69,6 +69,8 @@ SCENARIOS = [
      "remote_h2", "EdDSA"),
     ("remote_mif2", "6d. dpop-guard, EdDSA proofs, remote store, coalesced, two batches in flight (max_in_flight 2)",
      "remote_mif2", "EdDSA"),
+    ("remote_grpc", "6e. dpop-guard, EdDSA proofs, remote store, coalesced, one gRPC stream per worker (transport grpc, as shipped)",
+     "remote_grpc", "EdDSA"),
     ("es256_wasm", "7. dpop-guard, ES256 proofs, local store, crypto = wasm (fallback)", "filter_wasm", "ES256"),
     ("rs256_wasm", "8. dpop-guard, RS256 proofs, local store, crypto = wasm (fallback)", "filter_wasm", "RS256"),
     # Access-token modes (issue 13): every request also carries `Authorization: DPoP <token>`
@@ -86,10 +88,11 @@ TOKEN_KINDS = ("token_upstream", "introspection_warm", "introspection_miss")
 UNLOADED = [
     ("plain_c1", "plain Envoy, 1 connection", "plain", None),
     ("eddsa_c1", "dpop-guard EdDSA (local store), 1 connection", "filter", "EdDSA"),
-    ("remote_c1", "dpop-guard EdDSA (remote store, coalesced), 1 connection", "remote", "EdDSA"),
+    ("remote_c1", "dpop-guard EdDSA (remote store, coalesced HTTP callouts), 1 connection", "remote", "EdDSA"),
     ("remote_single_c1", "dpop-guard EdDSA (remote store, max_batch 1), 1 connection", "remote_single", "EdDSA"),
+    ("remote_grpc_c1", "dpop-guard EdDSA (remote store, gRPC stream), 1 connection", "remote_grpc", "EdDSA"),
 ]
-REMOTE_KINDS = ("remote", "remote_single", "remote_h2", "remote_mif2")
+REMOTE_KINDS = ("remote", "remote_single", "remote_h2", "remote_mif2", "remote_grpc")
 
 
 def selected(sid):

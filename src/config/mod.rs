@@ -18,7 +18,7 @@ use reader::{err, Section};
 pub use crate::metadata::MetadataConfig;
 pub use crate::nonce::{NonceConfig, NonceScope};
 pub use crate::origin::PublicOrigin;
-pub use crate::replay::{OnError, ReplayConfig};
+pub use crate::replay::{OnError, ReplayConfig, ReplayTransport};
 pub use crate::routes::{RoutePolicy, RouteRule, RouteSettings, Routes};
 pub use crate::token::{AccessTokenConfig, VerifyMode};
 pub use crate::upstream::{AuthorizationHandOff, UpstreamConfig};
@@ -425,8 +425,40 @@ mod tests {
                 // coalescing defaults (README "Replay service"): one batch out at a time
                 max_batch: 64,
                 max_in_flight: 1,
+                transport: ReplayTransport::Http,
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn replay_transport() {
+        let remote = |extra: &str| {
+            Config::parse(
+                format!(r#"{{"replay": {{"store": "remote", "cluster": "c"{extra}}}}}"#).as_bytes(),
+            )
+        };
+        assert!(matches!(
+            remote(r#", "transport": "grpc", "max_batch": 1"#)
+                .unwrap()
+                .replay,
+            ReplayConfig::Remote {
+                transport: ReplayTransport::Grpc,
+                max_batch: 1,
+                ..
+            }
+        ));
+        let e = remote(r#", "transport": "grpc", "path": "/v1/replay""#)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("replay.path") && e.contains("transport"), "{e}");
+        let e = remote(r#", "transport": "h2""#).err().unwrap().to_string();
+        assert!(e.contains("replay.transport"), "{e}");
+        let e = Config::parse(br#"{"replay": {"transport": "grpc"}}"#)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("only applies to replay.store"), "{e}");
     }
 }

@@ -24,6 +24,7 @@ const MAP_RESPONSE_HEADERS: u32 = 2;
 const MAP_HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 const BUFFER_HTTP_CALL_RESPONSE_BODY: u32 = 4;
+const BUFFER_GRPC_RECEIVE: u32 = 5;
 const STREAM_HTTP_REQUEST: u32 = 0;
 const METRIC_COUNTER: u32 = 0;
 const METRIC_GAUGE: u32 = 1;
@@ -119,6 +120,10 @@ extern "C" {
         name_size: usize,
         return_id: *mut u32,
     ) -> u32;
+    fn proxy_grpc_send(token: u32, message: *const u8, message_size: usize, end_stream: u32)
+        -> u32;
+    fn proxy_grpc_cancel(token: u32) -> u32;
+    fn proxy_grpc_close(token: u32) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_call_foreign_function(
@@ -233,6 +238,41 @@ pub fn http_call_response_body(max: usize) -> Result<Vec<u8>, Status> {
     } {
         OK => Ok(unsafe { owned(data, size) }),
         NOT_FOUND => Ok(Vec::new()),
+        s => Err(s),
+    }
+}
+
+/// The gRPC message being delivered (`proxy_on_grpc_receive`), at most `max` bytes.
+pub fn grpc_message(max: usize) -> Result<Vec<u8>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    match unsafe { proxy_get_buffer_bytes(BUFFER_GRPC_RECEIVE, 0, max, &mut data, &mut size) } {
+        OK => Ok(unsafe { owned(data, size) }),
+        NOT_FOUND => Ok(Vec::new()),
+        s => Err(s),
+    }
+}
+
+/// Sends one message on gRPC stream `token` (Envoy adds the gRPC frame). The stream must
+/// belong to the effective context.
+pub fn grpc_send(token: u32, message: &[u8]) -> Result<(), Status> {
+    match unsafe { proxy_grpc_send(token, message.as_ptr(), message.len(), 0) } {
+        OK => Ok(()),
+        s => Err(s),
+    }
+}
+
+/// Resets gRPC stream `token` (no close callback follows).
+pub fn grpc_cancel(token: u32) -> Result<(), Status> {
+    match unsafe { proxy_grpc_cancel(token) } {
+        OK => Ok(()),
+        s => Err(s),
+    }
+}
+
+/// Half-closes gRPC stream `token`: the service answers what it has, then ends the stream.
+pub fn grpc_close(token: u32) -> Result<(), Status> {
+    match unsafe { proxy_grpc_close(token) } {
+        OK => Ok(()),
         s => Err(s),
     }
 }

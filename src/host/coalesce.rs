@@ -21,7 +21,7 @@ use crate::config::ReplayConfig;
 use crate::introspection::{self, Answer};
 use crate::outcome::ProofKey;
 use crate::reason::DenyReason;
-use crate::replay::{self, StoreAnswer};
+use crate::replay::{self, ReplayTransport, StoreAnswer};
 use proxy_wasm::traits::Context;
 use proxy_wasm::types::Action;
 use std::cell::RefCell;
@@ -39,29 +39,32 @@ impl<K, V> Default for VecMap<K, V> {
 }
 
 impl<K: PartialEq, V> VecMap<K, V> {
+    pub(super) fn get(&self, k: &K) -> Option<&V> {
+        self.0.iter().find(|(x, _)| x == k).map(|(_, v)| v)
+    }
     fn get_mut(&mut self, k: &K) -> Option<&mut V> {
         self.0.iter_mut().find(|(x, _)| x == k).map(|(_, v)| v)
     }
-    fn insert(&mut self, k: K, v: V) {
+    pub(super) fn insert(&mut self, k: K, v: V) {
         match self.get_mut(&k) {
             Some(slot) => *slot = v,
             None => self.0.push((k, v)),
         }
     }
-    fn remove(&mut self, k: &K) -> Option<V> {
+    pub(super) fn remove(&mut self, k: &K) -> Option<V> {
         let i = self.0.iter().position(|(x, _)| x == k)?;
         Some(self.0.swap_remove(i).1)
     }
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.0.len()
     }
-    fn values(&self) -> impl Iterator<Item = &V> {
+    pub(super) fn values(&self) -> impl Iterator<Item = &V> {
         self.0.iter().map(|(_, v)| v)
     }
-    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+    pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
         self.0.iter_mut().map(|(_, v)| v)
     }
-    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 }
@@ -122,11 +125,11 @@ pub(super) struct Coalescer {
     /// its own `POST <path>` at once (an idle proxy pays no wake-up hop); it counts against
     /// `max_in_flight` like a batch.
     lone: usize,
-    waiting: VecDeque<Member>,
+    pub(super) waiting: VecDeque<Member>,
     /// Batches out, by callout token.
     in_flight: VecMap<u32, Vec<Member>>,
     /// Members whose request went away while their batch was out.
-    gone: Vec<u32>,
+    pub(super) gone: Vec<u32>,
     /// What became of requests the root context acted for, until their filter reads it.
     handoff: VecMap<u32, Handoff>,
     /// Introspections by token hash (single-flight).
@@ -134,12 +137,17 @@ pub(super) struct Coalescer {
     /// Callouts the root made on behalf of a request (its per-request replay check after an
     /// introspection answer), by callout token.
     foreign: VecMap<u32, ForeignCheck>,
+    /// `replay.transport = "grpc"`: the stream new messages go on ([`super::stream`]).
+    pub(super) stream: Option<super::stream::OpenStream>,
+    /// Messages out on a stream, by message id; they count against `max_in_flight`.
+    pub(super) messages: VecMap<u32, super::stream::Message>,
+    pub(super) next_message: u32,
 }
 
 impl Coalescer {
     /// Whether another batch or lone check may go out under `max_in_flight`.
-    fn has_slot(&self, max_in_flight: usize) -> bool {
-        self.in_flight.len() + self.lone < max_in_flight
+    pub(super) fn has_slot(&self, max_in_flight: usize) -> bool {
+        self.in_flight.len() + self.lone + self.messages.len() < max_in_flight
     }
 }
 
@@ -159,7 +167,7 @@ fn take(list: &mut Vec<u32>, ctx: u32) -> bool {
     }
 }
 
-fn with<T>(root: u32, f: impl FnOnce(&mut Coalescer) -> T) -> Option<T> {
+pub(super) fn with<T>(root: u32, f: impl FnOnce(&mut Coalescer) -> T) -> Option<T> {
     COALESCERS.with(|c| c.try_borrow_mut().ok()?.get_mut(&root).map(f))
 }
 
@@ -281,6 +289,10 @@ pub(super) fn forget(root: u32, ctx: u32) {
         co.handoff.remove(&ctx);
         co.waiting.retain(|m| m.ctx != ctx);
         if co.in_flight.values().flatten().any(|m| m.ctx == ctx)
+            || co
+                .messages
+                .values()
+                .any(|m| m.members.iter().any(|m| m.ctx == ctx))
             || co.foreign.values().any(|f| f.ctx == ctx)
         {
             co.gone.push(ctx);
@@ -397,9 +409,15 @@ impl Root {
     fn send(&mut self, batch: Vec<Member>) {
         let Some(first) = batch.first() else { return };
         let shared = first.shared.clone();
-        let ReplayConfig::Remote { path, .. } = &shared.cfg.replay else {
+        let ReplayConfig::Remote {
+            path, transport, ..
+        } = &shared.cfg.replay
+        else {
             return;
         };
+        if *transport == ReplayTransport::Grpc {
+            return self.send_on_stream(batch);
+        }
         let body = replay::remote_batch_body(batch.iter().map(|m| (m.key.as_str(), m.ttl)));
         let path = format!("{path}{}", replay_wire::BATCH_SUFFIX);
         // The callout belongs to the root context (in Envoy and in the SDK): it outlives any
@@ -436,16 +454,20 @@ impl Root {
     }
 
     fn finish_batch(&mut self, batch: Vec<Member>, answer: impl Fn(usize) -> StoreAnswer) {
-        for (i, member) in batch.into_iter().enumerate() {
-            let ctx = member.ctx;
-            if with(self.id, |co| take(&mut co.gone, ctx)) == Some(true) {
-                continue;
-            }
-            if let Some(nonce) = settle(member, answer(i)) {
-                with(self.id, |co| {
-                    co.handoff.insert(ctx, Handoff::Settled(nonce))
-                });
-            }
+        finish_members(self.id, batch, answer);
+    }
+}
+
+/// Finishes each member of a batch from its answer (members whose request went away are
+/// skipped). Leaves the effective context on the last member's stream.
+pub(super) fn finish_members(root: u32, batch: Vec<Member>, answer: impl Fn(usize) -> StoreAnswer) {
+    for (i, member) in batch.into_iter().enumerate() {
+        let ctx = member.ctx;
+        if with(root, |co| take(&mut co.gone, ctx)) == Some(true) {
+            continue;
+        }
+        if let Some(nonce) = settle(member, answer(i)) {
+            with(root, |co| co.handoff.insert(ctx, Handoff::Settled(nonce)));
         }
     }
 }
@@ -602,14 +624,30 @@ impl Filter {
         ttl: i64,
         reply: ReplyContext,
     ) -> Action {
-        let member = Member {
+        let member = self.member(proof_key, key, ttl, reply);
+        self.join_queue(member)
+    }
+
+    /// This request as a batch member.
+    pub(super) fn member(
+        &self,
+        proof_key: Option<ProofKey>,
+        key: &str,
+        ttl: i64,
+        reply: ReplyContext,
+    ) -> Member {
+        Member {
             ctx: self.ctx,
             key: key.to_owned(),
             ttl,
             proof_key,
             reply,
             shared: self.shared.clone(),
-        };
+        }
+    }
+
+    /// Queues this request for the root context's next batch and pauses it.
+    pub(super) fn join_queue(&mut self, member: Member) -> Action {
         match enqueue(self.root, member) {
             Ok(()) => {
                 self.stage = Stage::AwaitingBatch;

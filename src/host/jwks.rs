@@ -80,6 +80,14 @@ impl Context for Root {
             }
         }
     }
+
+    fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
+        self.on_stream_message(token_id, message_size);
+    }
+
+    fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
+        self.on_stream_close(token_id, status_code);
+    }
 }
 
 impl Root {

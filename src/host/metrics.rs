@@ -22,6 +22,7 @@ pub(super) struct Metrics {
     pub(super) replay_batches: u32,
     pub(super) replay_batched: u32,
     pub(super) replay_alone: u32,
+    pub(super) replay_streams: u32,
     pub(super) jwks_errors: u32,
 }
 
@@ -59,6 +60,7 @@ impl Metrics {
             replay_batches: counter("dpop_guard.replay.batches"),
             replay_batched: counter("dpop_guard.replay.batched"),
             replay_alone: counter("dpop_guard.replay.alone"),
+            replay_streams: counter("dpop_guard.replay.streams"),
             jwks_errors: counter("dpop_guard.jwks.errors"),
         }
     }

@@ -1,7 +1,7 @@
 //! proxy-wasm glue: the only module that talks to the host. It gathers request facts, calls the
 //! pure decision code, and applies the result (local reply, replay check, headers, stats).
 
-use crate::config::{Config, ReplayConfig};
+use crate::config::{Config, ReplayConfig, ReplayTransport};
 use crate::introspection::TokenCache;
 use crate::jwks::RemoteJwks;
 use crate::proof::KeyCache;
@@ -20,6 +20,7 @@ mod jwks;
 mod metrics;
 mod profile;
 mod replay;
+mod stream;
 use filter::{Filter, Stage};
 use metrics::Metrics;
 use replay::HostKv;
@@ -107,8 +108,24 @@ impl RootContext for Root {
         };
         log::info!("dpop_guard configured: {}", cfg.summary());
         let shared_jwks_uri = cfg.access_token.jwks_uri.clone();
-        let batching = matches!(cfg.replay, ReplayConfig::Remote { max_batch, .. } if max_batch > 1)
+        let shared_replay_timeout = match &cfg.replay {
+            ReplayConfig::Remote { timeout_ms, .. } => Some(*timeout_ms),
+            _ => None,
+        };
+        // the gRPC transport always goes through the root context (it owns the stream)
+        let grpc = matches!(
+            cfg.replay,
+            ReplayConfig::Remote {
+                transport: ReplayTransport::Grpc,
+                ..
+            }
+        );
+        let batching = matches!(cfg.replay, ReplayConfig::Remote { max_batch, .. } if max_batch > 1 || grpc)
             && coalesce::register(self.id);
+        if grpc && !batching {
+            log::error!("dpop_guard: replay.transport = \"grpc\" needs shared queues, which this host does not offer; use \"http\"");
+            return false;
+        }
         let single_flight = cfg.access_token.introspection.is_some() && coalesce::register(self.id);
         let cfg_introspection_entries = cfg
             .access_token
@@ -131,8 +148,13 @@ impl RootContext for Root {
         }));
         if batching || single_flight || shared_jwks_uri.is_some() {
             // JWKS: the first fetch goes out on the first tick; until one succeeds, requests
-            // that need a remote key get token-check-unavailable. Batching: a safety net.
-            if let Err(status) = abi::set_tick_period(1000) {
+            // that need a remote key get token-check-unavailable. Batching: a safety net. The
+            // gRPC transport: its messages time out on the tick (timeout_ms + a quarter of it).
+            let period = match &shared_replay_timeout {
+                Some(ms) if grpc => (ms / 4).clamp(10, 1000),
+                _ => 1000,
+            };
+            if let Err(status) = abi::set_tick_period(period) {
                 log::error!("dpop_guard: cannot set a tick period (host status {status})");
                 return false;
             }
@@ -142,6 +164,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.jwks_tick();
+        self.stream_tick();
         // A safety net for replay batching: a lost wake-up delays a batch by a tick at most.
         self.pump();
     }

@@ -8,7 +8,7 @@ use super::metrics::bump;
 use crate::config::ReplayConfig;
 use crate::outcome::{Ending, ProofKey};
 use crate::reason::DenyReason;
-use crate::replay::{self, ReplayVerdict, SharedKv, StoreAnswer, StoreError};
+use crate::replay::{self, ReplayTransport, ReplayVerdict, SharedKv, StoreAnswer, StoreError};
 use proxy_wasm::traits::Context;
 use proxy_wasm::types::Action;
 use std::time::Duration;
@@ -154,6 +154,16 @@ impl Filter {
                 StoreAnswer::from(result)
             }
             (ReplayConfig::Local { .. }, None) => StoreAnswer::Unavailable,
+            // The gRPC stream (owned by the root context): a message now or in the next batch.
+            (
+                ReplayConfig::Remote {
+                    transport: ReplayTransport::Grpc,
+                    ..
+                },
+                _,
+            ) if shared.batching => {
+                return self.check_on_stream(proof_key, key, ttl, reply);
+            }
             // Batching, unless nothing is queued or in flight: then this check goes out alone,
             // at once, as a plain `POST <path>` (below).
             (ReplayConfig::Remote { max_batch, .. }, _)

@@ -114,8 +114,9 @@ class SlowServer:
         self.server.shutdown()
 
 
-def remote_patch(replay_port):
-    """Patch envoy-redis.yaml's dpop_replay cluster to the given port."""
+def remote_patch(replay_port, http2=True):
+    """Patch envoy-redis.yaml's dpop_replay cluster to the given port; `http2=False` makes it
+    HTTP/1.1 (the shipped cluster is HTTP/2, which the gRPC transport needs)."""
     from harness import walk
 
     def patch(bootstrap, envoy):
@@ -125,4 +126,18 @@ def remote_patch(replay_port):
                     sa = ep.get("socket_address")
                     if sa:
                         sa["port_value"] = replay_port
+                opts = n["typed_extension_protocol_options"][
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+                opts["explicit_http_config"] = (
+                    {"http2_protocol_options": {}} if http2 else {"http_protocol_options": {}})
     return patch
+
+
+def with_transport(cfg, transport):
+    """envoy-redis.yaml's plugin config for replay.transport `transport` ("grpc", as shipped:
+    one gRPC stream per worker; "http": a callout per check or batch, HTTP/1.1 cluster). The
+    matching cluster: `remote_patch(port, http2=transport == "grpc")`."""
+    cfg["replay"]["transport"] = transport
+    if transport == "grpc":
+        cfg["replay"].pop("path", None)
+    return cfg

@@ -19,7 +19,7 @@ import pytest
 from craft import PyKey, proof
 from harness import (ROOT, Envoy, RawConnection, assert_problem, build_request, load_yaml,
                      plugin_config_of)
-from services import Redis, Replay, remote_patch, wait_port
+from services import Redis, Replay, remote_patch, wait_port, with_transport
 
 REPLAYED = "DPoP jti already used (replay attack)"
 ORIGIN = "https://api.example.com"
@@ -31,12 +31,15 @@ def remote_cfg(**replay):
     return cfg
 
 
-def envoy_for(replay_port, name, public_origin=None, **replay):
-    cfg = remote_cfg(**replay)
+def envoy_for(replay_port, name, public_origin=None, transport="grpc", **replay):
+    cfg = with_transport(remote_cfg(**replay), transport)
     if public_origin:
         cfg["public_origin"] = public_origin
     return Envoy(cfg, yaml_name="envoy-redis.yaml", concurrency=2, name=name,
-                 patch=remote_patch(replay_port))
+                 patch=remote_patch(replay_port, http2=transport == "grpc"))
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["http", "grpc"])
 
 
 def signed(n, htu, keys=4):
@@ -140,8 +143,9 @@ def closed_loop(envoy, requests, connections, timeout=15):
 N = 200
 
 
-@pytest.mark.parametrize("max_batch", [None, 1], ids=["coalesced", "max_batch_1"])
-def test_exactly_once_across_two_envoys(max_batch):
+@pytest.mark.parametrize("max_batch,transport", [(None, "http"), (1, "http"), (None, "grpc")],
+                         ids=["coalesced", "max_batch_1", "grpc_stream"])
+def test_exactly_once_across_two_envoys(max_batch, transport):
     redis = Redis().start()
     replay = Replay("redis", redis).start()
     extra = {} if max_batch is None else {"max_batch": max_batch}
@@ -150,8 +154,8 @@ def test_exactly_once_across_two_envoys(max_batch):
         for i in range(2):
             # one public origin: the proof's htu is valid on either Envoy. timeout_ms: a burst
             # of 200 on 2 shared cores must not turn into 503s for reasons other than the store.
-            envoys.append(envoy_for(replay.port, f"batch-once-{max_batch}-{i}", public_origin=ORIGIN,
-                                    timeout_ms=2000, **extra).start())
+            envoys.append(envoy_for(replay.port, f"batch-once-{max_batch}-{transport}-{i}", public_origin=ORIGIN,
+                                    transport=transport, timeout_ms=2000, **extra).start())
         p = signed(1, ORIGIN + "/api/race")[0]
         resps = burst([(envoys[i % 2], get_bytes(envoys[i % 2], "/api/race", p)) for i in range(N)])
         errors = [r for r in resps if isinstance(r, Exception)]
@@ -188,15 +192,27 @@ def test_exactly_once_across_two_envoys(max_batch):
         assert m["dpop_replay_checks_total.fresh"] == 1 + len(fresh), m
         assert m["dpop_replay_checks_total.replay"] == N - 1, m
         assert m["dpop_replay_checks_total.error"] == 0, m
+        streams = summed(envoys, "dpop_guard.replay.streams")
         if max_batch is None:
             # every check went out alone (an idle worker) or in a batch; the Envoys' batches
             # are the service's batches; the 20 one-at-a-time fresh checks found the worker idle
             assert batched + alone == total, (batched, alone, total)
             assert alone >= len(fresh), alone
             assert batches >= 1 and batched >= 2, (batches, batched)
-            assert m["dpop_replay_batches_total"] == batches, (m, batches)
-            assert m["dpop_replay_batch_entries_total"] == batched, (m, batched)
-            print(f"\n[exactly-once coalesced] burst of {N}: {batched} in {batches} batches "
+            if transport == "grpc":
+                # every check a message on one stream per worker VM (2 Envoys x 2 workers),
+                # opened once and kept
+                assert 1 <= streams <= 4, streams
+                assert m["dpop_replay_grpc_streams_total"] == streams, (m, streams)
+                assert m["dpop_replay_grpc_messages_total"] == batches + alone, (m, batches, alone)
+                # a message is a batch to the service, the single check of an idle worker too
+                assert m["dpop_replay_batches_total"] == batches + alone, (m, batches, alone)
+                assert m["dpop_replay_batch_entries_total"] == batched + alone, (m, batched, alone)
+            else:
+                assert streams == 0
+                assert m["dpop_replay_batches_total"] == batches, (m, batches)
+                assert m["dpop_replay_batch_entries_total"] == batched, (m, batched)
+            print(f"\n[exactly-once coalesced, {transport}] burst of {N}: {batched} in {batches} batches "
                   f"(mean {batched / batches:.1f}), {alone} alone; lone checks: slowest {slowest * 1000:.0f} ms")
         else:
             # the old path: one POST /v1/replay per request, no batch at all
@@ -214,11 +230,12 @@ def test_exactly_once_across_two_envoys(max_batch):
 
 # ---- 2: 2000 distinct proofs, 64 connections, one Envoy: all accepted, in real batches ----
 
-def test_distinct_proofs_under_64_connections_are_batched():
+@TRANSPORTS
+def test_distinct_proofs_under_64_connections_are_batched(transport):
     redis = Redis().start()
     replay = Replay("redis", redis).start()
     try:
-        with envoy_for(replay.port, "batch-load", timeout_ms=2000) as e:
+        with envoy_for(replay.port, f"batch-load-{transport}", transport=transport, timeout_ms=2000) as e:
             proofs = signed(2000, e.origin + "/api/load")
             reqs = [get_bytes(e, "/api/load", p) for p in proofs]
             t0 = time.time()
@@ -236,10 +253,15 @@ def test_distinct_proofs_under_64_connections_are_batched():
             assert batches > 0
             mean = batched / batches
             m = replay_metrics(replay)
-            assert m["dpop_replay_batches_total"] == batches, m
-            assert m["dpop_replay_batch_entries_total"] == batched, m
+            if transport == "grpc":
+                streams = s.get("dpop_guard.replay.streams", 0)
+                assert 1 <= streams <= 2, s
+                assert m["dpop_replay_grpc_messages_total"] == batches + s.get("dpop_guard.replay.alone", 0), m
+            else:
+                assert m["dpop_replay_batches_total"] == batches, m
+                assert m["dpop_replay_batch_entries_total"] == batched, m
             assert m["dpop_replay_checks_total.fresh"] == 2000, m
-            print(f"\n[64 connections] 2000 x 200 in {secs:.2f} s ({2000 / secs:.0f}/s): "
+            print(f"\n[64 connections, {transport}] 2000 x 200 in {secs:.2f} s ({2000 / secs:.0f}/s): "
                   f"{batches} batches, mean batch size {mean:.2f}")
             assert mean > 1, (batches, batched)
     finally:
@@ -320,7 +342,8 @@ class Load:
             time.sleep(0.02)
 
 
-def test_redis_killed_mid_load_fails_closed_and_recovers():
+@TRANSPORTS
+def test_redis_killed_mid_load_fails_closed_and_recovers(transport):
     tmp = tempfile.mkdtemp(prefix="redis-aof-", dir=os.path.join(ROOT, "target"))
     redis = DurableRedis(tmp).start()
     replay = Replay("redis", redis, extra=["--redis-timeout-ms", "100"]).start()
@@ -330,7 +353,7 @@ def test_redis_killed_mid_load_fails_closed_and_recovers():
         sent.setdefault(p, []).append(r)
 
     try:
-        with envoy_for(replay.port, "batch-outage", on_error="deny") as e:
+        with envoy_for(replay.port, f"batch-outage-{transport}", transport=transport, on_error="deny") as e:
             ok = lambda r: r.status == 200  # noqa: E731
             load = Load(e, "/api/outage", connections=16).start()
             try:
@@ -393,10 +416,70 @@ def test_redis_killed_mid_load_fails_closed_and_recovers():
             assert s.get("dpop_guard.replay.batched", 0) + s.get("dpop_guard.replay.alone", 0) \
                 == len(responses), s
             assert s.get("dpop_guard.replay.batches", 0) > 0, s
-            print(f"\n[redis outage] {len(responses)} requests: {len(accepted)} accepted, "
+            if transport == "grpc":
+                # the service stayed up: the streams outlived the Redis outage
+                assert 1 <= s.get("dpop_guard.replay.streams", 0) <= 2, s
+            print(f"\n[redis outage, {transport}] {len(responses)} requests: {len(accepted)} accepted, "
                   f"{unavailable} x 503 replay-check-unavailable, {replays} replays refused; "
                   f"outage {t_back - t_kill:.2f} s; {s.get('dpop_guard.replay.batches')} batches")
     finally:
         replay.stop()
         redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- 5: the gRPC stream (replay.transport = "grpc") when the service stalls or restarts ----
+
+def test_grpc_stream_times_out_a_stalled_service_and_reopens_after_a_restart():
+    """The service stops answering (SIGSTOP): a check fails with 503 after timeout_ms (+ the
+    tick), the stream is given up, and checks succeed again once it answers. The service is
+    killed and started again on its port: the closed stream is replaced by a new one."""
+    import signal
+
+    replay = Replay("memory").start()
+    try:
+        with envoy_for(replay.port, "grpc-restart", transport="grpc", timeout_ms=300) as e:
+            def fresh():
+                t0 = time.time()
+                r = e.request("GET", "/api/r", [("DPoP", signed(1, e.origin + "/api/r", keys=1)[0])])
+                return r, time.time() - t0
+
+            def until_ok(limit=10.0):
+                deadline = time.time() + limit
+                while True:
+                    r, _ = fresh()
+                    if r.status == 200:
+                        return
+                    assert is_unavailable(r), (r.status, r.body[:200])
+                    assert time.time() < deadline, "checks did not recover"
+                    time.sleep(0.1)
+
+            for _ in range(6):
+                r, _ = fresh()
+                assert r.status == 200, r.body
+            opened = e.stats().get("dpop_guard.replay.streams", 0)
+            assert 1 <= opened <= 2  # one per worker that saw a check
+
+            os.kill(replay.proc.pid, signal.SIGSTOP)
+            try:
+                r, secs = fresh()
+                assert is_unavailable(r), (r.status, r.body[:200])
+                # 300 ms timeout, a 75 ms tick: well under a second, never Envoy's own timeouts
+                assert 0.25 < secs < 1.5, secs
+            finally:
+                os.kill(replay.proc.pid, signal.SIGCONT)
+            until_ok()
+
+            replay.stop()
+            r, _ = fresh()
+            assert is_unavailable(r), (r.status, r.body[:200])
+            replay = Replay("memory", port=replay.port).start()
+            until_ok()
+            for _ in range(6):
+                r, _ = fresh()
+                assert r.status == 200, r.body
+            s = e.stats()
+            assert s.get("dpop_guard.replay.streams", 0) > opened, s
+            assert s.get("dpop_guard.replay.errors", 0) >= 2, s
+    finally:
+        replay.stop()

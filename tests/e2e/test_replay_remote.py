@@ -7,7 +7,7 @@ import time
 import pytest
 
 from harness import Envoy, Key, assert_problem, plugin_config_of, load_yaml
-from services import Redis, Replay, SlowServer, remote_patch
+from services import Redis, Replay, SlowServer, remote_patch, with_transport
 
 N = 200
 
@@ -18,9 +18,10 @@ def remote_cfg(**replay):
     return cfg
 
 
-def envoy_for(replay_port, name, **replay):
-    return Envoy(remote_cfg(**replay), yaml_name="envoy-redis.yaml", concurrency=2, name=name,
-                 patch=remote_patch(replay_port))
+def envoy_for(replay_port, name, transport="grpc", **replay):
+    """The shipped envoy-redis.yaml (transport grpc), or with transport "http"."""
+    return Envoy(with_transport(remote_cfg(**replay), transport), yaml_name="envoy-redis.yaml",
+                 concurrency=2, name=name, patch=remote_patch(replay_port, http2=transport == "grpc"))
 
 
 def fire_same_proof(envoys, proof, n=N):
@@ -127,15 +128,17 @@ def test_replay_service_killed(on_error):
 
 
 def test_slow_service_times_out():
+    """replay.transport "http": the callout's timeout (an HTTP/1.1 server that answers late; the
+    gRPC stream's timeout is test_replay_batching's stalled-service test)."""
     slow = SlowServer(delay=2.0).start()
     key = Key("EdDSA")
     try:
-        with envoy_for(slow.port, "slow", timeout_ms=100) as e:
+        with envoy_for(slow.port, "slow", transport="http", timeout_ms=100) as e:
             t0 = time.time()
             r = _ok(e, key)
             assert time.time() - t0 < 1.5, "request hung past the replay timeout"
             assert_problem(r, "replay-check-unavailable", status=503)
-        with envoy_for(slow.port, "slow-allow", timeout_ms=100, on_error="allow") as e:
+        with envoy_for(slow.port, "slow-allow", transport="http", timeout_ms=100, on_error="allow") as e:
             r = _ok(e, key, body=b"x" * 50_000)
             assert r.status == 200 and r.json()["body_bytes"] == 50_000
     finally:
