@@ -8,8 +8,10 @@
 //! behaviour.
 //!
 //! Still from the SDK: the context dispatcher (its panics are host contract violations:
-//! unknown context or callout ids) and `dispatch_http_call` (the dispatcher must register the
-//! callout token; Envoy answers it with Ok, BadArgument or InternalFailure only).
+//! unknown context or callout ids), `dispatch_http_call` (the dispatcher must register the
+//! callout token; Envoy answers it with Ok, BadArgument or InternalFailure only) and
+//! `open_grpc_stream` (the same; Envoy answers Ok, ParseFailure or InternalFailure only, and
+//! [`grpc_streams_supported`] checks the host does before `replay.transport = "grpc"` is used).
 #![allow(unsafe_code)]
 
 use std::ptr::null_mut;
@@ -122,6 +124,17 @@ extern "C" {
     ) -> u32;
     fn proxy_grpc_send(token: u32, message: *const u8, message_size: usize, end_stream: u32)
         -> u32;
+    fn proxy_grpc_stream(
+        service: *const u8,
+        service_size: usize,
+        service_name: *const u8,
+        service_name_size: usize,
+        method_name: *const u8,
+        method_name_size: usize,
+        initial_metadata: *const u8,
+        initial_metadata_size: usize,
+        return_token: *mut u32,
+    ) -> u32;
     fn proxy_grpc_cancel(token: u32) -> u32;
     fn proxy_grpc_close(token: u32) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
@@ -258,6 +271,42 @@ pub fn grpc_send(token: u32, message: &[u8]) -> Result<(), Status> {
     match unsafe { proxy_grpc_send(token, message.as_ptr(), message.len(), 0) } {
         OK => Ok(()),
         s => Err(s),
+    }
+}
+
+const PARSE_FAILURE: u32 = 4;
+const INTERNAL_FAILURE: u32 = 10;
+
+/// Whether opening a gRPC stream can only answer what the SDK's `open_grpc_stream` expects (Ok,
+/// ParseFailure, InternalFailure: it panics on anything else, and the SDK must open the stream
+/// so that its dispatcher routes the stream's callbacks). Probed with a target that is neither
+/// a GrpcService nor a cluster name (an invalid protobuf wire type, then no such cluster):
+/// Envoy answers ParseFailure and opens nothing; a host without gRPC answers Unimplemented.
+pub fn grpc_streams_supported() -> bool {
+    let target = b"\x7fdpop_guard.no_such_cluster";
+    let (service, method, metadata) = (b"probe", b"Probe", [0u8; 4]);
+    let mut token = 0u32;
+    let status = unsafe {
+        proxy_grpc_stream(
+            target.as_ptr(),
+            target.len(),
+            service.as_ptr(),
+            service.len(),
+            method.as_ptr(),
+            method.len(),
+            metadata.as_ptr(),
+            metadata.len(),
+            &mut token,
+        )
+    };
+    match status {
+        PARSE_FAILURE | INTERNAL_FAILURE => true,
+        OK => {
+            // a host that opened something anyway: not ours to keep
+            let _ = grpc_cancel(token);
+            true
+        }
+        _ => false,
     }
 }
 

@@ -126,6 +126,10 @@ impl RootContext for Root {
             log::error!("dpop_guard: replay.transport = \"grpc\" needs shared queues, which this host does not offer; use \"http\"");
             return false;
         }
+        if grpc && !abi::grpc_streams_supported() {
+            log::error!("dpop_guard: replay.transport = \"grpc\": this host cannot open gRPC streams; use \"http\"");
+            return false;
+        }
         let single_flight = cfg.access_token.introspection.is_some() && coalesce::register(self.id);
         let cfg_introspection_entries = cfg
             .access_token

@@ -337,3 +337,21 @@ fn a_reconfiguration_neither_loses_nor_double_answers_queued_requests() {
         );
     }
 }
+
+/// `replay.transport = "grpc"` on a host that cannot open gRPC streams (this emulator answers
+/// BadArgument, a status the SDK's `open_grpc_stream` would panic on): the configuration is
+/// refused at start-up with a reason, never a trap at the first request.
+#[test]
+fn grpc_transport_on_a_host_without_grpc_streams_is_refused_at_configure() {
+    let cfg = br#"{"replay": {"store": "remote", "cluster": "dpop_replay", "transport": "grpc"}}"#;
+    match Vm::start(wasm(), cfg) {
+        Err(proxy_wasm_emu::StartError::ConfigureRefused(log)) => {
+            assert!(log.contains("cannot open gRPC streams"), "{log}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("accepted"),
+    }
+    // the same with transport http starts
+    let http = br#"{"replay": {"store": "remote", "cluster": "dpop_replay", "transport": "http"}}"#;
+    assert!(Vm::start(wasm(), http).is_ok());
+}
