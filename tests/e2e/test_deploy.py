@@ -217,6 +217,33 @@ def test_yaml_11_booleans_are_quoted():
 
 # ---- the manifests agree with each other and with Envoy -------------------------------------
 
+def test_replay_service_admits_what_the_plugins_send():
+    """Every remote-store plugin's requests pass the dpop-replay AuthorizationPolicy (method and
+    path: the single check, the batch, the gRPC stream) and reach a Service port of the right
+    protocol (the gRPC stream needs HTTP/2). A path the policy does not list is a 403, which
+    the filter can only treat as "replay check unavailable": every proof refused under load."""
+    docs = [d for f, _, d in all_docs() if f == "dpop-replay.yaml"]
+    (policy,) = [d for d in docs if d["kind"] == "AuthorizationPolicy"
+                 and d["metadata"]["name"] == "dpop-replay-callers"]
+    allowed = {(m, p) for rule in policy["spec"]["rules"] for to in rule["to"]
+               for m in to["operation"]["methods"] for p in to["operation"]["paths"]}
+    (svc,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "dpop-replay"]
+    remote = [(f, d["spec"]["pluginConfig"]["replay"]) for f, _, d in wasmplugins()
+              if d["spec"]["pluginConfig"].get("replay", {}).get("store") == "remote"]
+    assert remote
+    for f, cfg in remote:
+        port = int(cfg["cluster"].split("|")[1])
+        (svc_port,) = [p for p in svc["spec"]["ports"] if p["port"] == port]
+        if cfg.get("transport", "http") == "grpc":
+            sent = {"/dpop.replay.v1.Replay/Check"}
+            assert svc_port.get("appProtocol") in ("http2", "grpc"), (f, svc_port)
+        else:
+            path = cfg.get("path", "/v1/replay")
+            sent = {path} | ({path + "/batch"} if cfg.get("max_batch", 64) > 1 else set())
+        missing = {("POST", p) for p in sent} - allowed
+        assert not missing, f"{f}: the AuthorizationPolicy refuses {missing}"
+
+
 def test_replay_cluster_matches_service():
     cfg = gateway_plugin()["spec"]["pluginConfig"]["replay"]
     assert cfg["store"] == "remote"
