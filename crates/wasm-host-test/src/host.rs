@@ -15,13 +15,15 @@
 //! - one file per group of ABI calls: `general` (logging, clock, contexts; foreign functions
 //!   in `foreign`: Envoy's `verify_signature`, [`VerifySignature`]), `properties`,
 //!   `buffers`, `headers` (header maps), `stream` (stream control, local replies), `callouts`
-//!   (HTTP and gRPC calls), `shared` (shared data and queues), `metrics`, `wasi`.
+//!   (HTTP and gRPC calls; gRPC streams in `grpc`: [`GrpcStream`]), `shared` (shared data and
+//!   queues), `metrics`, `wasi`.
 
 mod buffers;
 mod callouts;
 mod fault;
 mod foreign;
 mod general;
+mod grpc;
 mod headers;
 mod imports;
 mod memory;
@@ -36,6 +38,7 @@ pub use callouts::{CalloutResponse, HttpCall};
 pub use fault::Fault;
 pub use foreign::{VerifySignature, VERIFY_SIGNATURE};
 pub use general::LogEntry;
+pub use grpc::{GrpcStream, GrpcStreamState};
 pub use headers::{HeaderMap, HeaderOp};
 pub use imports::CallRecord;
 pub(crate) use imports::{dispatch, import_spec, ImportSpec};

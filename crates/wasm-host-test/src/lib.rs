@@ -17,5 +17,8 @@ pub mod host;
 pub mod vm;
 
 pub use abi::{serialize_pairs, status, Pairs};
-pub use host::{CallRecord, Fault, HeaderOp, HostState, HttpCall, LocalResponse, VerifySignature};
+pub use host::{
+    CallRecord, Fault, GrpcStream, GrpcStreamState, HeaderOp, HostState, HttpCall, LocalResponse,
+    VerifySignature,
+};
 pub use vm::{Exchange, Outcome, Request, StartError, Trap, Vm, Wasm, WASM_ENV};

@@ -4,8 +4,11 @@
 //! - `wasm`: [`Wasm`], loading and linking the module;
 //! - `trap`: [`Trap`] and [`StartError`], how calls into the guest fail;
 //! - `lifecycle`: [`Vm`], instantiation, root contexts and every call into the guest;
-//! - `request`: [`Request`], [`Outcome`], [`Exchange`] and the methods that drive a stream.
+//! - `request`: [`Request`], [`Outcome`], [`Exchange`] and the methods that drive a stream;
+//! - `grpc`: the service side of the guest's gRPC streams ([`Vm::grpc_receive`],
+//!   [`Vm::grpc_close`]).
 
+mod grpc;
 mod lifecycle;
 mod request;
 mod trap;

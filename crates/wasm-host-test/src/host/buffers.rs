@@ -1,4 +1,5 @@
-//! Buffers: the VM and plugin configurations, the stream bodies and the callout response body
+//! Buffers: the VM and plugin configurations, the stream bodies, the callout response body and
+//! the gRPC message being delivered
 //! (`proxy_get_buffer_bytes`, `proxy_get_buffer_status`, `proxy_set_buffer_bytes`).
 
 use super::memory::{arg, arg32, copy_to_pointer_size, mem, reply, write_u32, HostResult};
@@ -17,6 +18,7 @@ impl HostState {
             B::VM_CONFIGURATION => Some(self.vm_configuration.clone()),
             B::PLUGIN_CONFIGURATION => Some(self.plugin_configuration.clone()),
             B::HTTP_CALL_RESPONSE_BODY => self.callout_response.as_ref().map(|r| r.body.clone()),
+            B::GRPC_RECEIVE_BUFFER => self.grpc_receive.clone(),
             B::HTTP_REQUEST_BODY => self
                 .streams
                 .get(&self.active_context())

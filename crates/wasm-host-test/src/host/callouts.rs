@@ -1,11 +1,12 @@
 //! Callouts: `proxy_http_call` ([`HttpCall`], recorded and left pending until the test
-//! answers it with a [`CalloutResponse`]) and the gRPC calls (no gRPC service here).
+//! answers it with a [`CalloutResponse`]) and the gRPC calls (streams: `grpc.rs`).
 
+use super::grpc;
 use super::memory::{arg, arg32, mem, reply, write_u32, HostResult};
 use super::state::HostState;
 use crate::abi::{
     self,
-    status::{BAD_ARGUMENT, INVALID_MEMORY_ACCESS, NOT_FOUND, OK, UNIMPLEMENTED},
+    status::{INVALID_MEMORY_ACCESS, OK, UNIMPLEMENTED},
     Pairs,
 };
 use wasmi::Caller;
@@ -67,11 +68,8 @@ pub(super) fn call(
             write_u32(caller, arg(a, 9), token);
             reply(OK)
         }
-        "proxy_grpc_call" | "proxy_grpc_stream" => {
-            // No gRPC services here: Envoy refuses an unknown cluster.
-            reply(BAD_ARGUMENT)
-        }
-        "proxy_grpc_send" | "proxy_grpc_cancel" | "proxy_grpc_close" => reply(NOT_FOUND),
+        "proxy_grpc_call" | "proxy_grpc_stream" | "proxy_grpc_send" | "proxy_grpc_cancel"
+        | "proxy_grpc_close" => grpc::call(caller, name, a, ctx),
         // not reached: `KNOWN` routes only this group's names here
         _ => reply(UNIMPLEMENTED),
     }

@@ -6,6 +6,7 @@ use super::callouts::{CalloutResponse, HttpCall};
 use super::fault::Fault;
 use super::foreign::VerifySignature;
 use super::general::LogEntry;
+use super::grpc::GrpcStream;
 use super::headers::{HeaderMap, HeaderOp};
 use super::imports::CallRecord;
 use super::metrics::Metric;
@@ -75,6 +76,16 @@ pub struct HostState {
     pub verify_signature: VerifySignature,
     pub(crate) next_token: u32,
     pub callout_response: Option<CalloutResponse>,
+    /// gRPC streams the guest opened, in order (cancelled and closed ones included).
+    pub grpc_streams: Vec<GrpcStream>,
+    /// When set, `proxy_grpc_stream` answers this and opens nothing (a host without gRPC
+    /// streams: e.g. BadArgument or Unimplemented).
+    pub grpc_stream_status: Option<u32>,
+    /// The clusters `proxy_grpc_stream` knows (`None`: every non-empty name without control
+    /// bytes).
+    pub grpc_clusters: Option<Vec<Vec<u8>>>,
+    /// The message being delivered by `proxy_on_grpc_receive` (buffer GrpcReceiveBuffer).
+    pub grpc_receive: Option<Vec<u8>>,
     pub tick_period_ms: Option<u32>,
     pub done_called: u32,
     /// The context the host is calling into, and the one set by `proxy_set_effective_context`.
@@ -116,6 +127,10 @@ impl Default for HostState {
             verify_signature: VerifySignature::Envoy,
             next_token: 1,
             callout_response: None,
+            grpc_streams: Vec::new(),
+            grpc_stream_status: None,
+            grpc_clusters: None,
+            grpc_receive: None,
             tick_period_ms: None,
             done_called: 0,
             current_context: 0,

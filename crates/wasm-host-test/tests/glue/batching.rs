@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use proxy_wasm_emu::dpop::Key;
-use proxy_wasm_emu::{Outcome, Vm};
+use proxy_wasm_emu::{status, HostState, Outcome, Vm};
 
 fn vm(extra: &str) -> Vm {
     start(&format!(
@@ -338,20 +338,28 @@ fn a_reconfiguration_neither_loses_nor_double_answers_queued_requests() {
     }
 }
 
-/// `replay.transport = "grpc"` on a host that cannot open gRPC streams (this emulator answers
-/// BadArgument, a status the SDK's `open_grpc_stream` would panic on): the configuration is
-/// refused at start-up with a reason, never a trap at the first request.
+/// `replay.transport = "grpc"` on a host that cannot open gRPC streams (its `proxy_grpc_stream`
+/// answers BadArgument or Unimplemented, statuses the SDK's `open_grpc_stream` would panic on):
+/// the configuration is refused at start-up with a reason, never a trap at the first request.
 #[test]
 fn grpc_transport_on_a_host_without_grpc_streams_is_refused_at_configure() {
     let cfg = br#"{"replay": {"store": "remote", "cluster": "dpop_replay", "transport": "grpc"}}"#;
-    match Vm::start(wasm(), cfg) {
-        Err(proxy_wasm_emu::StartError::ConfigureRefused(log)) => {
-            assert!(log.contains("cannot open gRPC streams"), "{log}")
+    for status in [status::BAD_ARGUMENT, status::UNIMPLEMENTED] {
+        let mut host = HostState::new(cfg);
+        host.grpc_stream_status = Some(status);
+        match Vm::start_with(wasm(), host) {
+            Err(proxy_wasm_emu::StartError::ConfigureRefused(log)) => {
+                assert!(log.contains("cannot open gRPC streams"), "{log}")
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("accepted with proxy_grpc_stream answering {status}"),
         }
-        Err(e) => panic!("{e}"),
-        Ok(_) => panic!("accepted"),
     }
     // the same with transport http starts
     let http = br#"{"replay": {"store": "remote", "cluster": "dpop_replay", "transport": "http"}}"#;
-    assert!(Vm::start(wasm(), http).is_ok());
+    let mut host = HostState::new(http);
+    host.grpc_stream_status = Some(status::BAD_ARGUMENT);
+    assert!(Vm::start_with(wasm(), host).is_ok());
+    // and grpc on a host with gRPC streams (Envoy's answers: tests/glue/stream.rs)
+    assert!(Vm::start(wasm(), cfg).is_ok());
 }

@@ -20,3 +20,4 @@ mod many_apis;
 mod non_utf8;
 mod replay;
 mod smoke;
+mod stream;
