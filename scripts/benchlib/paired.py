@@ -35,6 +35,9 @@ WARM = 0.5
 VARIANTS = [
     ("plain", "plain Envoy", "plain", None),
     ("jwt_authn", "jwt_authn, ES256 JWT", "jwt_authn", None),
+    # the price of the wasm filter itself: VM callbacks, the header map, filter state; no proof
+    ("disabled", "dpop-guard with `enabled: false` (reads the headers, passes; no proof sent)",
+     "filter_disabled", None),
     ("eddsa", "EdDSA proofs, local store", "filter", "EdDSA"),
     ("es256", "ES256 proofs, local store (host crypto)", "filter", "ES256"),
     ("rs256", "RS256 proofs, local store (host crypto)", "filter", "RS256"),
@@ -47,6 +50,11 @@ VARIANTS = [
 ]
 # (label, a, b): b − a per pass, in µs of Envoy CPU per request
 DIFFS = [
+    # issue 16: what a proof check adds over a wasm filter that only reads the headers
+    ("EdDSA − disabled filter", "disabled", "eddsa"),
+    ("ES256 (host) − disabled filter", "disabled", "es256"),
+    ("RS256 (host) − disabled filter", "disabled", "rs256"),
+    ("ES256 (host) − RS256 (host): the two BoringSSL verifies", "rs256", "es256"),
     ("introspection warm − upstream (issue 13: ≤ +10 µs)", "upstream", "introspection_warm"),
     ("remote HTTP callouts coalesced − local", "eddsa", "remote"),
     ("remote max_in_flight 2 − local", "eddsa", "remote_mif2"),
@@ -100,6 +108,8 @@ def build(variants):
             args += ["--bearer", issued["token"]]
         elif kind == "filter":
             filter_config(hcm, pool_for(alg), local_store(variants), WINDOW)
+        elif kind == "filter_disabled":
+            filter_config(hcm, 1000, {"enabled": False, **local_store(variants)}, WINDOW)
         elif kind.startswith("remote"):
             pc = filter_config(hcm, pool_for(alg), REMOTE_OVERRIDES.get(kind), WINDOW)
             assert pc["replay"]["store"] == "remote", pc
