@@ -177,8 +177,13 @@ impl Config {
         let replay = match &self.replay {
             ReplayConfig::Local { capacity } => format!("local(capacity={capacity})"),
             ReplayConfig::Remote {
-                cluster, on_error, ..
-            } => format!("remote(cluster={cluster}, on_error={on_error:?})"),
+                cluster,
+                on_error,
+                transport,
+                ..
+            } => {
+                format!("remote(cluster={cluster}, transport={transport:?}, on_error={on_error:?})")
+            }
             ReplayConfig::Off => "off".to_owned(),
         };
         let shadow_rules = self
@@ -453,6 +458,11 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("replay.path") && e.contains("transport"), "{e}");
+        // the start-up log line says which transport is in use
+        assert!(remote(r#", "transport": "grpc""#)
+            .unwrap()
+            .summary()
+            .contains("replay=remote(cluster=c, transport=Grpc, on_error=Deny)"));
         let e = remote(r#", "transport": "h2""#).err().unwrap().to_string();
         assert!(e.contains("replay.transport"), "{e}");
         let e = Config::parse(br#"{"replay": {"transport": "grpc"}}"#)
