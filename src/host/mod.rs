@@ -55,6 +55,9 @@ struct Shared {
     batching: bool,
     /// Introspection callouts are single-flight per worker ([`coalesce`]).
     single_flight: bool,
+    /// `replay.transport = "grpc"`: the stream's serialized target, made once here rather
+    /// than per check ([`stream`]).
+    replay_target: Option<String>,
 }
 
 #[derive(Default)]
@@ -140,6 +143,12 @@ impl RootContext for Root {
         // inside the first request.
         crate::jose::warm_up();
         crypto::configure(cfg.crypto);
+        let replay_target = match &cfg.replay {
+            ReplayConfig::Remote {
+                cluster, authority, ..
+            } if grpc => Some(crate::replay::grpc_service_target(cluster, authority)),
+            _ => None,
+        };
         self.shared = Some(Rc::new(Shared {
             cfg,
             metrics: Metrics::define(),
@@ -149,6 +158,7 @@ impl RootContext for Root {
             remote_jwks: RefCell::new(RemoteJwks::default()),
             batching,
             single_flight,
+            replay_target,
         }));
         if batching || single_flight || shared_jwks_uri.is_some() {
             // JWKS: the first fetch goes out on the first tick; until one succeeds, requests

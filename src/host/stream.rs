@@ -36,15 +36,11 @@ pub(super) struct Message {
     pub(super) members: Vec<Member>,
 }
 
-/// The target and timeout of a remote replay configuration.
-fn target_of(cfg: &ReplayConfig) -> Option<(String, u32)> {
-    match cfg {
-        ReplayConfig::Remote {
-            cluster,
-            authority,
-            timeout_ms,
-            ..
-        } => Some((replay::grpc_service_target(cluster, authority), *timeout_ms)),
+/// The stream target (computed once per configuration, [`super::Shared::replay_target`]) and
+/// the message timeout of a `transport = "grpc"` configuration.
+fn target_of(shared: &super::Shared) -> Option<(&str, u32)> {
+    match (&shared.cfg.replay, &shared.replay_target) {
+        (ReplayConfig::Remote { timeout_ms, .. }, Some(target)) => Some((target, *timeout_ms)),
         _ => None,
     }
 }
@@ -120,13 +116,13 @@ impl Root {
     pub(super) fn send_on_stream(&mut self, batch: Vec<Member>) {
         let Some(first) = batch.first() else { return };
         let shared = first.shared.clone();
-        let Some((target, timeout_ms)) = target_of(&shared.cfg.replay) else {
+        let Some((target, timeout_ms)) = target_of(&shared) else {
             return finish_members(self.id, batch, |_| StoreAnswer::Unavailable);
         };
         let _ = abi::set_effective_context(self.id);
-        let stream = match open_for(self.id, &target) {
+        let stream = match open_for(self.id, target) {
             Some(s) => Some(s),
-            None => self.open_stream(target),
+            None => self.open_stream(target.to_owned()),
         };
         let Some(stream) = stream else {
             return finish_members(self.id, batch, |_| StoreAnswer::Unavailable);
@@ -254,7 +250,8 @@ impl Filter {
         reply: ReplyContext,
     ) -> Action {
         let member = self.member(proof_key, key, ttl, reply);
-        let Some((target, timeout_ms)) = target_of(&self.shared.cfg.replay) else {
+        let shared = self.shared.clone();
+        let Some((target, timeout_ms)) = target_of(&shared) else {
             return self.join_queue(member);
         };
         let (_, max_in_flight) = self.shared.cfg.replay.batch_limits();
@@ -262,7 +259,7 @@ impl Filter {
             co.waiting.is_empty() && co.has_slot(max_in_flight)
         }) == Some(true);
         let stream = if idle {
-            open_for(self.root, &target)
+            open_for(self.root, target)
         } else {
             None
         };

@@ -146,7 +146,7 @@ fn batch_codes(body: &[u8]) -> Option<Vec<&[u8]>> {
 /// each is the JSON of a batch with an `id` the filter chooses, and each answer carries the
 /// id back (answers may come in any order). Envoy's raw gRPC client frames and unframes them.
 pub mod stream {
-    use super::{answer, batch_codes, request_body, Answer};
+    use super::{answer, batch_body, batch_codes, Answer};
 
     /// The gRPC service name (the path is `/<SERVICE>/<METHOD>`).
     pub const SERVICE: &str = "dpop.replay.v1.Replay";
@@ -157,15 +157,9 @@ pub mod stream {
 
     /// A request message: `{"id":<id>,"entries":[{"key":"<key>","ttl":<ttl>},...]}`.
     pub fn request<'a>(id: u32, entries: impl IntoIterator<Item = (&'a str, i64)>) -> String {
-        let mut out = format!("{{\"id\":{id},\"entries\":[");
-        for (i, (key, ttl)) in entries.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&request_body(key, ttl));
-        }
-        out.push_str("]}");
-        out
+        // the batch body with the id put first
+        let batch = batch_body(entries);
+        format!("{{\"id\":{id},{}", batch.get(1..).unwrap_or_default())
     }
 
     /// An answer message: `{"id":<id>,"results":[c1,...]}`.
