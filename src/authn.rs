@@ -309,6 +309,7 @@ fn decide_inner(
         };
     };
 
+    crate::stage::mark("a.token");
     let facts = RequestFacts {
         method: req.method,
         uri: req.uri,
@@ -459,6 +460,7 @@ pub fn check_gathered(
         path,
     );
     let jwt_authn = jwt_authn.filter(|_| cfg.access_token.verify == VerifyMode::JwtAuthn);
+    crate::stage::mark("a.route_uri");
     let req = Request {
         method: h.method,
         authority: h.authority,

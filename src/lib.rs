@@ -21,6 +21,7 @@ pub mod proof;
 pub mod reason;
 pub mod replay;
 pub mod routes;
+pub mod stage;
 pub mod token;
 pub mod upstream;
 

@@ -83,7 +83,9 @@ impl Filter {
     pub(super) fn finish(&mut self, ending: Ending, reply: &ReplyContext, now: i64) -> Action {
         let plan = outcome::plan(ending, reply.shadow, reply.allow_edits.clone());
         self.stage = Stage::Done;
-        if let Err(status) = publish(&plan) {
+        let published = publish(&plan);
+        crate::stage::mark("f.publish");
+        if let Err(status) = published {
             // Filters after this one (RBAC on the jkt, the access log) read this state: a
             // request must not go on without it.
             self.host_error("set_property", status);

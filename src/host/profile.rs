@@ -1,24 +1,27 @@
 //! Stage timing of `on_http_request_headers` in the real proxy (feature `profile`, off in
-//! the shipped wasm): the host clock is read at each mark, the time between marks is
-//! summed per stage, and every 20 000 requests a `warn` line gives the mean µs per stage.
-//! The clock hostcall itself costs about a microsecond per mark.
+//! the shipped wasm): the host clock is read at each mark (the glue's and the pure core's,
+//! [`crate::stage::mark`]), the time between marks is summed per stage name, and every
+//! 20 000 requests a `warn` line gives the mean µs per stage. The clock hostcall itself costs
+//! about a microsecond per mark.
 
 #[cfg(feature = "profile")]
 mod imp {
     use proxy_wasm::hostcalls;
     use std::cell::RefCell;
 
-    const STAGES: usize = 8;
+    const STAGES: usize = 24;
     const EVERY: u64 = 20_000;
 
     struct Acc {
         sums: [u64; STAGES],
         names: [&'static str; STAGES],
         requests: u64,
+        /// The clock at the last mark of the request in progress (`None`: none is).
+        last: Option<u64>,
     }
 
     thread_local! {
-        static ACC: RefCell<Acc> = const { RefCell::new(Acc { sums: [0; STAGES], names: [""; STAGES], requests: 0 }) };
+        static ACC: RefCell<Acc> = const { RefCell::new(Acc { sums: [0; STAGES], names: [""; STAGES], requests: 0, last: None }) };
     }
 
     fn now_ns() -> u64 {
@@ -28,35 +31,55 @@ mod imp {
             .map_or(0, |d| d.as_nanos() as u64)
     }
 
-    pub struct Probe {
-        last: u64,
-        stage: usize,
+    /// Adds the time since the last mark to the stage called `name`.
+    fn mark_global(name: &'static str) {
+        let t = now_ns();
+        ACC.with(|a| {
+            let Ok(mut a) = a.try_borrow_mut() else {
+                return;
+            };
+            let a = &mut *a;
+            let Some(last) = a.last else {
+                return;
+            };
+            let dt = t.saturating_sub(last);
+            let slot = a
+                .names
+                .iter()
+                .position(|n| *n == name)
+                .or_else(|| a.names.iter().position(|n| n.is_empty()));
+            if let Some(i) = slot {
+                if let (Some(s), Some(n)) = (a.sums.get_mut(i), a.names.get_mut(i)) {
+                    *s += dt;
+                    *n = name;
+                }
+            }
+        });
+        let t = now_ns();
+        ACC.with(|a| {
+            if let Ok(mut a) = a.try_borrow_mut() {
+                a.last = Some(t);
+            }
+        });
     }
+
+    pub struct Probe;
 
     impl Probe {
         pub fn start() -> Probe {
-            Probe {
-                last: now_ns(),
-                stage: 0,
-            }
+            crate::stage::install(mark_global);
+            let t = now_ns();
+            ACC.with(|a| {
+                if let Ok(mut a) = a.try_borrow_mut() {
+                    a.last = Some(t);
+                }
+            });
+            Probe
         }
 
         /// Ends the current stage, naming it.
         pub fn mark(&mut self, name: &'static str) {
-            let t = now_ns();
-            let dt = t.saturating_sub(self.last);
-            let stage = self.stage;
-            ACC.with(|a| {
-                if let Ok(mut a) = a.try_borrow_mut() {
-                    let a = &mut *a;
-                    if let (Some(s), Some(n)) = (a.sums.get_mut(stage), a.names.get_mut(stage)) {
-                        *s += dt;
-                        *n = name;
-                    }
-                }
-            });
-            self.stage += 1;
-            self.last = now_ns();
+            mark_global(name);
         }
 
         pub fn finish(self) {
@@ -64,6 +87,7 @@ mod imp {
                 let Ok(mut a) = a.try_borrow_mut() else {
                     return;
                 };
+                a.last = None;
                 a.requests += 1;
                 if a.requests % EVERY == 0 {
                     let n = a.requests as f64;

@@ -151,6 +151,7 @@ impl Filter {
                 if let Err(e) = result {
                     log::warn!("dpop_guard: local replay store error: {e:?}");
                 }
+                crate::stage::mark("r.local_store");
                 StoreAnswer::from(result)
             }
             (ReplayConfig::Local { .. }, None) => StoreAnswer::Unavailable,
