@@ -228,12 +228,14 @@ pub fn verify_proof_digested(
         JwsError::Malformed | JwsError::HeaderJson => R::ProofMalformed,
     })?;
     let cached = cache.get(h);
+    crate::stage::mark("p.split+cache");
     let header_bytes = match cached {
         Some(_) => None,
         None => Some(b64::decode(h).ok_or(R::ProofMalformed)?),
     };
     let payload = b64::decode(p).ok_or(R::ProofMalformed)?;
     let signature = b64::decode(s).ok_or(R::ProofMalformed)?;
+    crate::stage::mark("p.b64");
     let header = match (cached, header_bytes) {
         // Cached under the algorithms of the route that first saw it: routes may allow fewer.
         (Some(hdr), _) if !policy.algorithms.contains(hdr.alg) => {
@@ -247,6 +249,7 @@ pub fn verify_proof_digested(
             hdr
         }
     };
+    crate::stage::mark("p.header");
     let signing_input = proof
         .get(..h.len() + 1 + p.len())
         .ok_or(R::ProofMalformed)?;
@@ -257,8 +260,10 @@ pub fn verify_proof_digested(
         return Err(R::ProofSignatureInvalid);
     }
     let alg = header.alg;
+    crate::stage::mark("p.signature");
 
     let claims = parse_object(&payload).ok_or(R::ProofClaimsInvalid)?;
+    crate::stage::mark("p.claims_json");
     let jti = match claims.str("jti") {
         Ok(Some(j)) if !j.is_empty() && j.len() <= MAX_JTI_BYTES => j,
         Ok(Some(_)) | Err(crate::json::WrongType) => return Err(R::ProofJtiInvalid),
@@ -272,6 +277,9 @@ pub fn verify_proof_digested(
     match claims.str("htu") {
         Ok(Some(u)) => match htu::normalize(u) {
             None => return Err(R::ProofHtuInvalid),
+            // A client normally sends the very URI the server computes: normalization is a
+            // function of the bytes, so equal bytes need only the one (validity) above.
+            Some(_) if u == req.uri => {}
             Some(claim) => {
                 if htu::normalize(req.uri).as_deref() != Some(claim.as_str()) {
                     return Err(R::ProofHtuMismatch);
@@ -281,6 +289,7 @@ pub fn verify_proof_digested(
         Err(crate::json::WrongType) => return Err(R::ProofHtuInvalid),
         Ok(None) => return Err(R::ProofHtuMissing),
     }
+    crate::stage::mark("p.jti_htm_htu");
     let iat = claims
         .numeric_date("iat")
         .map_err(|_| R::ProofIatMissing)?
@@ -312,7 +321,9 @@ pub fn verify_proof_digested(
         Err(crate::json::WrongType) => return Err(R::NonceInvalid),
     };
     let jkt = header.jkt.clone();
+    crate::stage::mark("p.iat_ath_nonce");
     let replay_key = replay_key(&jkt, jti);
+    crate::stage::mark("p.replay_key");
     Ok(VerifiedProof {
         alg,
         jkt,
