@@ -10,7 +10,7 @@ DPOP     := target/release/dpop
 CARGO    ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help build wasm verify-bench-wasm cli venv redis node-deps oidc-deps test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench bench-paired clean
+.PHONY: help build wasm verify-bench-wasm cli venv redis node-deps oidc-deps test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench bench-paired bench-perf clean
 
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
@@ -23,6 +23,7 @@ help:
 	@echo "make fuzz   - run every cargo-fuzz target for FUZZ_SECONDS (default 300)"
 	@echo "make bench  - load benchmark on a real Envoy (req/s, p50/p99, Envoy CPU µs/req); BENCH_SECONDS=10"
 	@echo "make bench-paired - the same variants as listeners of ONE Envoy, short windows in rotation (paired differences)"
+	@echo "make bench-perf - perf profile of Envoy's worker per scenario: kernel, wasm code, BoringSSL, Envoy (needs perf)"
 
 # ---- toolchain and dependencies --------------------------------------------------------
 .wasm-target.stamp:
@@ -151,6 +152,11 @@ bench: build venv
 # (scripts/benchlib/paired.py; BENCH_PAIRED_PASSES, BENCH_PAIRED_SECONDS, BENCH_PAIRED_ONLY).
 bench-paired: build venv
 	@scripts/bench.sh --paired
+
+# Where Envoy's worker spends its CPU per request (kernel, wasm code, BoringSSL, Envoy), from
+# `perf record` around single scenarios of `make bench` (scripts/perf_breakdown.py; needs perf).
+bench-perf: build venv
+	@$(PY) scripts/perf_breakdown.py
 
 # ---- fuzzing (nightly + cargo-fuzz) ----------------------------------------------------
 FUZZ_SECONDS ?= 300

@@ -84,6 +84,11 @@ def run_scenario(sid, label, kind, alg, concurrency=None, worst=None):
     elif kind == "filter":
         b, hcm = gateway("envoy.yaml", admin_port, port)
         filter_config(hcm, pool)
+    elif kind == "filter_disabled":
+        # The wasm filter's own cost: every VM callback, the header map and the filter state,
+        # no proof (the client sends none).
+        b, hcm = gateway("envoy.yaml", admin_port, port)
+        filter_config(hcm, 1000, {"enabled": False})
     elif kind == "filter_wasm":
         # The fallback: every signature verified by dpop-guard's own verifiers.
         b, hcm = gateway("envoy.yaml", admin_port, port)

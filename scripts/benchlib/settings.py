@@ -57,6 +57,8 @@ SCENARIOS = [
     # id, label, kind, alg
     ("plain", "1. plain Envoy (router → direct_response 200)", "plain", None),
     ("jwt_authn", "2. Envoy jwt_authn, ES256 JWT (Bearer)", "jwt_authn", None),
+    ("disabled", "2b. dpop-guard with `enabled: false` (VM callbacks, header map, filter state; no proof)",
+     "filter_disabled", None),
     ("eddsa", "3. dpop-guard, EdDSA proofs, local store", "filter", "EdDSA"),
     ("es256", "4. dpop-guard, ES256 proofs, local store (host crypto: BoringSSL)", "filter", "ES256"),
     ("rs256", "5. dpop-guard, RS256 proofs, local store (host crypto: BoringSSL)", "filter", "RS256"),
