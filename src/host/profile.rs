@@ -83,6 +83,10 @@ mod imp {
         }
 
         pub fn finish(self) {
+            let calibrate = ACC.with(|a| a.try_borrow().is_ok_and(|a| a.requests + 1 == 5_000));
+            if calibrate {
+                super::calibrate();
+            }
             ACC.with(|a| {
                 let Ok(mut a) = a.try_borrow_mut() else {
                     return;
@@ -110,6 +114,62 @@ mod imp {
             });
         }
     }
+}
+
+/// Wall time of each hostcall the request path makes, 200 in a row inside the 5000th
+/// request (warm caches: a lower bound of the cost under load), logged once at `warn`.
+#[cfg(feature = "profile")]
+fn calibrate() {
+    use super::abi;
+    use crate::jose::host_crypto;
+    const N: u64 = 200;
+    fn time(name: &str, mut f: impl FnMut()) -> String {
+        let t0 = abi::now_nanos();
+        for _ in 0..N {
+            f();
+        }
+        let dt = abi::now_nanos().saturating_sub(t0);
+        format!("{name}={:.2}", dt as f64 / N as f64 / 1000.0)
+    }
+    let bucket = [7u8; 384];
+    let _ = abi::set_shared_data("dpop_guard.profile", &bucket, 0);
+    let counter = abi::define_counter("dpop_guard.profile_calls");
+    let spki = host_crypto::p256_spki(&host_crypto::PROBE_P256_X, &host_crypto::PROBE_P256_Y);
+    let sig = host_crypto::es256_der_signature(&host_crypto::PROBE_P256_SIG).unwrap_or_default();
+    let args = host_crypto::verify_arguments(&spki, &sig, host_crypto::PROBE_TEXT);
+    let bad_key = host_crypto::verify_arguments(&[0x30, 0x00], &sig, host_crypto::PROBE_TEXT);
+    let parts = [
+        time("clock", || {
+            let _ = abi::now_nanos();
+        }),
+        time("header_map_pairs", || {
+            let _ = abi::request_header_map();
+        }),
+        time("shared_data_get", || {
+            let _ = abi::shared_data("dpop_guard.profile");
+        }),
+        time("shared_data_set", || {
+            let _ = abi::set_shared_data("dpop_guard.profile", &bucket, 0);
+        }),
+        time("set_property", || {
+            let _ = abi::set_property("dpop_guard.profile", b"value");
+        }),
+        time("replace_header", || {
+            let _ = abi::replace_request_header("x-dpop-profile", "value");
+        }),
+        time("counter", || abi::increment(counter)),
+        time("foreign_call_bad_key", || {
+            let _ = abi::call_foreign_function(host_crypto::FOREIGN_FUNCTION, &bad_key);
+        }),
+        time("verify_signature_es256", || {
+            let _ = abi::call_foreign_function(host_crypto::FOREIGN_FUNCTION, &args);
+        }),
+    ];
+    let _ = abi::remove_request_header("x-dpop-profile");
+    log::warn!(
+        "dpop_guard profile: hostcalls, µs per call (200 in a row): {}",
+        parts.join(" ")
+    );
 }
 
 #[cfg(not(feature = "profile"))]

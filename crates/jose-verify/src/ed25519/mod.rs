@@ -294,6 +294,12 @@ impl Ed25519VerifyingKey {
         if !is_canonical_y(&r_bytes) || is_small_order_y(&r_bytes) {
             return false;
         }
+        let Some(b_comb) = base_comb() else {
+            return false;
+        };
+        let s_digits = signed_digits(&s.to_bytes(), B_WINDOW);
+        // [s]B's table entries start loading now and arrive while R is decoded.
+        b_comb.touch(&s_digits);
         let Some((rx, ry)) = decompress(&r_bytes) else {
             return false;
         };
@@ -304,17 +310,16 @@ impl Ed25519VerifyingKey {
         let mut wide = [0u8; 64];
         wide.copy_from_slice(&h.finalize());
         let k = Scalar::from_bytes_mod_order_wide(&wide);
-        let Some(b_comb) = base_comb() else {
-            return false;
-        };
         // R' = [s]B − [k]A
         let minus_ka = match self.comb_for_use() {
             Some((comb, window)) => {
-                comb.add_multiple(Ext::IDENTITY, &signed_digits(&k.to_bytes(), window), true)
+                let k_digits = signed_digits(&k.to_bytes(), window);
+                comb.touch(&k_digits);
+                comb.add_multiple(Ext::IDENTITY, &k_digits, true)
             }
             None => minus_mul_wnaf(&self.a, &k.to_bytes()),
         };
-        let r_prime = b_comb.add_multiple(minus_ka, &signed_digits(&s.to_bytes(), B_WINDOW), false);
+        let r_prime = b_comb.add_multiple(minus_ka, &s_digits, false);
         let ok = r_prime.equals_affine(&rx, &ry);
         if ok {
             self.note_success();
