@@ -68,9 +68,28 @@ REMOTE_OVERRIDES = {"remote": HTTP_OVERRIDES,
                     "remote_grpc": {"replay": {**GRPC_OVERRIDES["replay"], "cluster": "dpop_replay_h2"}}}
 
 
+# BENCH_PAIRED_ALT_WASM: another build of the filter, compared with this one in the same process.
+# Every selected variant of kind filter/filter_disabled gets a twin "<id>_alt" running that build
+# in its own VM (its own vm_id), and the differences table gets "alt build − this build" rows:
+# what a change to the filter costs or saves, paired within each pass.
+ALT_WASM = os.environ.get("BENCH_PAIRED_ALT_WASM")
+ALT_KINDS = ("filter", "filter_disabled")
+
+
 def selected_variants():
     only = [s for s in os.environ.get("BENCH_PAIRED_ONLY", "").split(",") if s]
-    return [v for v in VARIANTS if not only or v[0] in only or v[0] in ("plain", "jwt_authn")]
+    chosen = [v for v in VARIANTS if not only or v[0] in only or v[0] in ("plain", "jwt_authn")]
+    if ALT_WASM:
+        chosen += [(f"{sid}_alt", f"{label} — alt build", kind, alg)
+                   for sid, label, kind, alg in chosen if kind in ALT_KINDS]
+    return chosen
+
+
+def diffs(variants):
+    ids = {v[0] for v in variants}
+    alt = [(f"{sid}: alt build − this build", sid, f"{sid}_alt") for sid, *_ in variants
+           if f"{sid}_alt" in ids]
+    return DIFFS + alt
 
 
 def pool_for(alg):
@@ -142,6 +161,10 @@ def build(variants):
             if f["name"] == "envoy.filters.http.wasm":
                 # a plugin per listener (its own root context); one VM for all of them
                 f["typed_config"]["config"]["name"] = f"dpop_guard_{sid}"
+                if sid.endswith("_alt"):
+                    vm = f["typed_config"]["config"]["vm_config"]
+                    vm["code"]["local"]["filename"] = os.path.abspath(ALT_WASM)
+                    vm["vm_id"] = "dpop_guard_alt"
         lst = b["static_resources"]["listeners"][0]
         lst["name"] = f"bench_{sid}"
         hcm["stat_prefix"] = f"bench_{sid}"
@@ -245,7 +268,7 @@ def report(variants, cpu, stats, errors):
         a = f"+{med(added):.1f}" if sid != "plain" else "—"
         lines.append(f"| {label} | {med(xs):.1f} | {a} | {r} |")
     lines += ["", "| difference (same pass, same process) | median | per pass |", "|---|---:|---|"]
-    for label, a, b in DIFFS:
+    for label, a, b in diffs(variants):
         if cpu.get(a) and cpu.get(b):
             d = [y - x for x, y in zip(cpu[a], cpu[b])]
             lines.append(f"| {label} | {med(d):+.1f} µs | {' / '.join(f'{x:+.1f}' for x in d)} |")
@@ -270,11 +293,13 @@ def main():
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text, errors = run()
     text = f"Run {date}; Envoy {envoy_version()}; `dpop_guard.wasm` {os.path.getsize(WASM):,} bytes.\n\n" + text
+    if ALT_WASM:
+        text = f"Alt build: `{ALT_WASM}` ({os.path.getsize(ALT_WASM):,} bytes).\n" + text
     print("\n" + PAIRED_SECTION + "\n\n" + text)
     if errors:
         log("BENCHMARKS.md not updated: errors")
         return 1
-    if os.environ.get("BENCH_NO_WRITE") or os.environ.get("BENCH_PAIRED_ONLY"):
+    if os.environ.get("BENCH_NO_WRITE") or os.environ.get("BENCH_PAIRED_ONLY") or ALT_WASM:
         log("BENCHMARKS.md not updated (BENCH_NO_WRITE or BENCH_PAIRED_ONLY set)")
     else:
         write_benchmarks(text, PAIRED_BEGIN, PAIRED_END, PAIRED_SECTION)
