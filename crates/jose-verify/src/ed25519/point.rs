@@ -48,15 +48,6 @@ pub struct Niels {
     pub xy2d: Fe,
 }
 
-impl Niels {
-    /// Reads every cache line of the point (120 bytes: at most three lines) and returns a
-    /// value that depends on the reads, so that they cannot be left out.
-    #[inline(always)]
-    pub fn touch(&self) -> u32 {
-        self.ypx.touch() ^ self.ymx.touch() ^ self.xy2d.touch()
-    }
-}
-
 /// A projective addend: (Y + X, Y − X, Z, 2d·T).
 #[derive(Clone, Copy, Debug)]
 pub struct PNiels {
