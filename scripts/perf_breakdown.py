@@ -26,15 +26,15 @@ import signal
 import subprocess
 import sys
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-OUT = os.path.join(ROOT, "target", "bench")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib.settings import ENVOY_CPU, OUT, ROOT  # noqa: E402  (the bench's own paths and CPU)
+
 WORKER = "wrk:worker_0"
-ENVOY_CPU = "0"
 
 
 def run(sid):
     data = os.path.join(OUT, f"perf-{sid}.data")
-    perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-C", ENVOY_CPU,
+    perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-C", str(ENVOY_CPU),
                              "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, BENCH_ONLY=sid, BENCH_ROUNDS="1", BENCH_NO_WRITE="1",
                BENCH_SECONDS=os.environ.get("BENCH_SECONDS", "14"))

@@ -300,7 +300,7 @@ def main():
         log("BENCHMARKS.md not updated: errors")
         return 1
     if os.environ.get("BENCH_NO_WRITE") or os.environ.get("BENCH_PAIRED_ONLY") or ALT_WASM:
-        log("BENCHMARKS.md not updated (BENCH_NO_WRITE or BENCH_PAIRED_ONLY set)")
+        log("BENCHMARKS.md not updated (BENCH_NO_WRITE, BENCH_PAIRED_ONLY or BENCH_PAIRED_ALT_WASM set)")
     else:
         write_benchmarks(text, PAIRED_BEGIN, PAIRED_END, PAIRED_SECTION)
         log("BENCHMARKS.md same-process table updated")

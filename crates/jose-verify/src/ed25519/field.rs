@@ -164,7 +164,7 @@ impl FeLoose {
 
 impl Fe {
     /// The first and last limbs XORed: reading them brings the element's memory into cache
-    /// ([`super::point::Niels::touch`]).
+    /// (the comb tables' prefetch, `scalar_mul::touch_niels`).
     #[inline(always)]
     pub fn touch(&self) -> u32 {
         self.0 .0[0] ^ self.0 .0[9]

@@ -60,25 +60,29 @@ impl Comb {
     /// caches, and the additions each wait for their entry one after the other; independent
     /// reads up front overlap those misses. Public data: which entries are read is no secret.
     pub(super) fn touch(&self, digits: &[i16]) {
-        let per = Comb::entries(self.window);
         let mut sink = 0u32;
         for (i, &digit) in digits.iter().enumerate().take(self.rows * self.teeth) {
-            if digit == 0 {
-                continue;
-            }
-            let q = i / self.teeth;
-            let idx = q * per + (digit.unsigned_abs() as usize - 1);
-            if let Some(n) = self.points.get(idx) {
+            if let Some(n) = self.entry(i / self.teeth, digit) {
                 sink ^= touch_niels(n);
             }
         }
         std::hint::black_box(sink);
     }
 
+    /// The table point for a nonzero `digit` in row `q` (`None` for 0).
+    #[inline(always)]
+    fn entry(&self, q: usize, digit: i16) -> Option<&Niels> {
+        if digit == 0 {
+            return None;
+        }
+        let per = Comb::entries(self.window);
+        self.points
+            .get(q * per + (digit.unsigned_abs() as usize - 1))
+    }
+
     /// acc + [sign·d]P for the scalar with `digits` (signed, base 2^w, least significant
     /// first; exactly rows·teeth of them).
     pub(super) fn add_multiple(&self, acc: Ext, digits: &[i16], negate: bool) -> Ext {
-        let per = Comb::entries(self.window);
         let mut acc = acc;
         for r in (0..self.teeth).rev() {
             if r + 1 < self.teeth {
@@ -90,11 +94,7 @@ impl Comb {
             }
             for q in 0..self.rows {
                 let digit = digits.get(q * self.teeth + r).copied().unwrap_or(0);
-                if digit == 0 {
-                    continue;
-                }
-                let idx = q * per + (digit.unsigned_abs() as usize - 1);
-                let Some(n) = self.points.get(idx) else {
+                let Some(n) = self.entry(q, digit) else {
                     continue;
                 };
                 acc = acc.add_niels(n, (digit < 0) != negate).to_ext();
