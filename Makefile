@@ -31,9 +31,7 @@ help:
 	@touch $@
 
 $(VENV)/.stamp: requirements-test.txt
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-test.txt
+	scripts/mkvenv.sh $(VENV) requirements-test.txt
 	@touch $@
 
 venv: $(VENV)/.stamp
@@ -44,9 +42,7 @@ ARCP_VENV := target/arcp-venv
 .PHONY: arcp-venv run-arcp
 
 $(ARCP_VENV)/.stamp: tests/e2e/arcp-requirements.txt
-	python3 -m venv $(ARCP_VENV)
-	$(ARCP_VENV)/bin/pip install --quiet --upgrade pip
-	$(ARCP_VENV)/bin/pip install --quiet -r tests/e2e/arcp-requirements.txt
+	scripts/mkvenv.sh $(ARCP_VENV) tests/e2e/arcp-requirements.txt
 	@touch $@
 
 arcp-venv: $(ARCP_VENV)/.stamp
