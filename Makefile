@@ -10,7 +10,7 @@ DPOP     := target/release/dpop
 CARGO    ?= cargo
 PYTEST_ARGS ?=
 
-.PHONY: help build wasm verify-bench-wasm cli venv redis node-deps oidc-deps test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench bench-paired bench-perf clean
+.PHONY: help build wasm verify-bench-wasm bench-floor-wasm cli venv redis node-deps oidc-deps test check unit e2e validate lint run run-redis fuzz fuzz-smoke image bench bench-paired bench-perf clean
 
 help:
 	@echo "make run    - build and start Envoy on 127.0.0.1:10000 with the DPoP filter (demo upstream)"
@@ -94,6 +94,11 @@ verify-bench-wasm: .wasm-target.stamp
 
 build: wasm cli
 
+# The floor of issue 16 (crates/bench-floor): the least a filter must do for an ES256 proof on
+# the host's crypto, none of the DPoP checks; a variant of `make bench-paired`, never shipped.
+bench-floor-wasm: .wasm-target.stamp
+	$(CARGO) build --release --target wasm32-wasip1 -p bench-floor
+
 # ---- checks ----------------------------------------------------------------------------
 lint: .wasm-target.stamp
 	$(CARGO) fmt --all -- --check
@@ -141,12 +146,12 @@ run-arcp: build venv redis arcp-venv
 	@$(PY) tests/e2e/arcp_stack.py
 
 # ---- benchmark -------------------------------------------------------------------------
-bench: build venv
+bench: build bench-floor-wasm venv
 	@scripts/bench.sh
 
 # Same-process comparison: every variant a listener of one Envoy, short windows in rotation
 # (scripts/benchlib/paired.py; BENCH_PAIRED_PASSES, BENCH_PAIRED_SECONDS, BENCH_PAIRED_ONLY).
-bench-paired: build venv
+bench-paired: build bench-floor-wasm venv
 	@scripts/bench.sh --paired
 
 # Where Envoy's worker spends its CPU per request (kernel, wasm code, BoringSSL, Envoy), from

@@ -23,7 +23,7 @@ from .envoy_config import (
 from .procs import free_port, http_get, spawn, stop, stop_all, tail, wait_http
 from .scenario import client_key, envoy_stats
 from .settings import (
-    CLIENT, CLIENT_CPU, CONCURRENCY, ENVOY, ENVOY_CPU, EXPECTED_RATE, KEYS, OUT, PANIC_MARKERS, PATH, PIN,
+    CLIENT, CLIENT_CPU, CONCURRENCY, ENVOY, ENVOY_CPU, EXPECTED_RATE, FLOOR_WASM, KEYS, OUT, PANIC_MARKERS, PATH, PIN,
     REPLAY, ROOT, WASM, log, pinned,
 )
 
@@ -40,6 +40,10 @@ VARIANTS = [
      "filter_disabled", None),
     ("eddsa", "EdDSA proofs, local store", "filter", "EdDSA"),
     ("es256", "ES256 proofs, local store (host crypto)", "filter", "ES256"),
+    # issue 16's floor (crates/bench-floor): the header map, verify_signature, a shared-data
+    # get + CAS set, three filter-state values and x-dpop-jkt, and none of the DPoP checks
+    ("floor", "floor: the hostcalls an ES256 proof needs + BoringSSL, no DPoP checks (crates/bench-floor)",
+     "floor", "ES256"),
     ("rs256", "RS256 proofs, local store (host crypto)", "filter", "RS256"),
     ("remote", "EdDSA proofs, remote store, coalesced HTTP callouts (transport http)", "remote", "EdDSA"),
     ("remote_mif2", "EdDSA proofs, remote store, coalesced, max_in_flight 2", "remote_mif2", "EdDSA"),
@@ -55,6 +59,8 @@ DIFFS = [
     ("ES256 (host) − disabled filter", "disabled", "es256"),
     ("RS256 (host) − disabled filter", "disabled", "rs256"),
     ("ES256 (host) − RS256 (host): the two BoringSSL verifies", "rs256", "es256"),
+    ("floor − disabled filter: BoringSSL's P-256 and the contract's hostcalls", "disabled", "floor"),
+    ("ES256 (host) − floor: dpop-guard's DPoP checks beyond the floor", "floor", "es256"),
     ("introspection warm − upstream (issue 13: ≤ +10 µs)", "upstream", "introspection_warm"),
     ("remote HTTP callouts coalesced − local", "eddsa", "remote"),
     ("remote max_in_flight 2 − local", "eddsa", "remote_mif2"),
@@ -125,7 +131,7 @@ def build(variants):
             router_only(hcm)
             hcm["http_filters"].insert(0, jwt_authn_filter(issued["jwks"]))
             args += ["--bearer", issued["token"]]
-        elif kind == "filter":
+        elif kind in ("filter", "floor"):
             filter_config(hcm, pool_for(alg), local_store(variants), WINDOW)
         elif kind == "filter_disabled":
             filter_config(hcm, 1000, {"enabled": False, **local_store(variants)}, WINDOW)
@@ -161,7 +167,11 @@ def build(variants):
             if f["name"] == "envoy.filters.http.wasm":
                 # a plugin per listener (its own root context); one VM for all of them
                 f["typed_config"]["config"]["name"] = f"dpop_guard_{sid}"
-                if sid.endswith("_alt"):
+                if kind == "floor":
+                    vm = f["typed_config"]["config"]["vm_config"]
+                    vm["code"]["local"]["filename"] = FLOOR_WASM
+                    vm["vm_id"] = "bench_floor"
+                elif sid.endswith("_alt"):
                     vm = f["typed_config"]["config"]["vm_config"]
                     vm["code"]["local"]["filename"] = os.path.abspath(ALT_WASM)
                     vm["vm_id"] = "dpop_guard_alt"
@@ -228,7 +238,8 @@ def run():
                 allowed = envoy_stats(admin).get("dpop_guard.allowed", 0) - before
                 if res.get("errors"):
                     errors.append(f"{sid} pass {n + 1}: {res['errors']} errors: {res.get('first_error')}")
-                if alg and allowed < res["requests"]:
+                # (the floor keeps no stats; a refused proof is a client error above)
+                if alg and kind != "floor" and allowed < res["requests"]:
                     errors.append(f"{sid} pass {n + 1}: dpop_guard.allowed +{allowed} < {res['requests']} requests")
                 cpu[sid].append(res["envoy_cpu_us_per_req"])
                 log(f"[pass {n + 1}/{PASSES}] {label}: {res['rps']:.0f} req/s, "

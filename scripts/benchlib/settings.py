@@ -14,6 +14,8 @@ ENVOY = os.path.abspath(os.environ.get("ENVOY") or os.path.join(ROOT, ".venv", "
 WASM = os.path.abspath(os.environ.get("BENCH_WASM")
                        or os.path.join(ROOT, "target", "wasm32-wasip1", "release", "dpop_guard.wasm"))
 REPLAY = os.path.join(ROOT, "target", "release", "dpop-replay")
+# crates/bench-floor: the paired comparison's "floor" variant (issue 16), `make bench-floor-wasm`
+FLOOR_WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "bench_floor.wasm")
 CLIENT = os.path.join(ROOT, "target", "release", "dpop-bench")
 BENCHMARKS = os.path.join(ROOT, "BENCHMARKS.md")
 PIDFILE = os.path.join(OUT, "pids")

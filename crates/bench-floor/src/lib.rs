@@ -1,0 +1,217 @@
+//! The floor of issue 16's "ES256 on the host path ≤ 1.0× jwt_authn": a proxy-wasm filter that
+//! does only what no DPoP enforcer on Envoy's host crypto can skip, and none of the DPoP checks.
+//! Not a product and never shipped: `make bench-paired` compares it with dpop-guard and
+//! jwt_authn in one Envoy (`BENCH_PAIRED_ALT_WASM`, BENCHMARKS.md "The floor").
+//!
+//! Per request, as dpop-guard does for an allowed ES256 proof: the header map read, the
+//! client-sent `x-dpop-jkt` removed when present, the proof key looked up by its header segment
+//! (a per-VM cache; on a miss `x` and `y` are cut out of the JSON without parsing it), the
+//! signature turned into DER and checked by `verify_signature` (BoringSSL), one shared-data get
+//! and compare-and-swap set (a replay-store bucket), three filter-state values and the
+//! `x-dpop-jkt` header. Left out: JSON parsing, `typ`/`alg`/`crit` checks, the thumbprint,
+//! `jti`/`htm`/`htu`/`iat`/`ath`/`nonce`, the replay key's digest, stats, problem replies.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+/// SubjectPublicKeyInfo of a P-256 key up to the point (as in dpop-guard's host_crypto.rs).
+const P256_SPKI_PREFIX: [u8; 27] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+];
+
+/// The JSON string value of `"name":"…"` in `json`, found by a plain search (no parsing).
+fn member<'a>(json: &'a str, name: &str) -> Option<&'a str> {
+    let pat = format!("\"{name}\":\"");
+    let start = json.find(&pat)? + pat.len();
+    let rest = json.get(start..)?;
+    rest.get(..rest.find('"')?)
+}
+
+/// The DER SPKI of the ES256 key in a protected header segment.
+fn spki_of(header_b64: &str) -> Option<Vec<u8>> {
+    let json = String::from_utf8(URL_SAFE_NO_PAD.decode(header_b64).ok()?).ok()?;
+    let x = URL_SAFE_NO_PAD.decode(member(&json, "x")?).ok()?;
+    let y = URL_SAFE_NO_PAD.decode(member(&json, "y")?).ok()?;
+    if x.len() != 32 || y.len() != 32 {
+        return None;
+    }
+    let mut out = P256_SPKI_PREFIX.to_vec();
+    out.extend_from_slice(&x);
+    out.extend_from_slice(&y);
+    Some(out)
+}
+
+fn der_uint(out: &mut Vec<u8>, be: &[u8]) {
+    let first = be.iter().position(|b| *b != 0).unwrap_or(be.len());
+    let digits = be.get(first..).unwrap_or_default();
+    let pad = digits.first().is_none_or(|b| b & 0x80 != 0);
+    out.push(0x02);
+    out.push((digits.len() + usize::from(pad)) as u8);
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(digits);
+}
+
+/// r ‖ s (64 bytes) as a DER ECDSA-Sig-Value.
+fn der_signature(jose: &[u8]) -> Option<Vec<u8>> {
+    if jose.len() != 64 {
+        return None;
+    }
+    let (r, s) = jose.split_at(32);
+    let mut seq = Vec::with_capacity(72);
+    der_uint(&mut seq, r);
+    der_uint(&mut seq, s);
+    let mut out = vec![0x30, seq.len() as u8];
+    out.extend_from_slice(&seq);
+    Some(out)
+}
+
+fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+    out.push(number << 3 | 2);
+    let mut v = bytes.len();
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out.extend_from_slice(bytes);
+}
+
+/// `VerifySignatureArguments` serialized.
+fn verify_arguments(spki: &[u8], signature: &[u8], text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(spki.len() + signature.len() + text.len() + 24);
+    field(&mut out, 1, b"sha256");
+    field(&mut out, 2, spki);
+    field(&mut out, 3, signature);
+    field(&mut out, 4, text);
+    out
+}
+
+#[cfg(target_arch = "wasm32")]
+mod filter {
+    use super::*;
+    use proxy_wasm::traits::{Context, HttpContext, RootContext};
+    use proxy_wasm::types::{Action, ContextType, LogLevel};
+    use std::cell::RefCell;
+
+    /// A fixed stand-in for the thumbprint (the floor computes none).
+    const JKT: &str = "floor-floor-floor-floor-floor-floor-floor-f";
+
+    thread_local! {
+        // (header segment, SPKI): the bench's clients use four keys per algorithm.
+        static KEYS: RefCell<Vec<(String, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    proxy_wasm::main! {{
+        proxy_wasm::set_log_level(LogLevel::Warn);
+        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
+    }}
+
+    struct Root;
+    impl Context for Root {}
+    impl RootContext for Root {
+        fn get_type(&self) -> Option<ContextType> {
+            Some(ContextType::HttpContext)
+        }
+        fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+            Some(Box::new(Floor))
+        }
+    }
+
+    struct Floor;
+    impl Context for Floor {}
+
+    impl Floor {
+        fn deny(&self) -> Action {
+            self.send_http_response(401, vec![], None);
+            Action::Pause
+        }
+
+        fn check(&self) -> Option<bool> {
+            let headers = self.get_http_request_headers_bytes();
+            let mut proof = None;
+            for (name, value) in &headers {
+                if name == "x-dpop-jkt" {
+                    self.set_http_request_header("x-dpop-jkt", None);
+                } else if name == "dpop" {
+                    proof = Some(value);
+                }
+            }
+            let proof = std::str::from_utf8(proof?).ok()?;
+            let mut parts = proof.splitn(3, '.');
+            let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+            let spki = KEYS.with(|k| {
+                let mut keys = k.borrow_mut();
+                if let Some((_, spki)) = keys.iter().find(|(seg, _)| seg == h) {
+                    return Some(spki.clone());
+                }
+                let spki = spki_of(h)?;
+                if keys.len() < 8 {
+                    keys.push((h.to_owned(), spki.clone()));
+                }
+                Some(spki)
+            })?;
+            let sig = der_signature(&URL_SAFE_NO_PAD.decode(s).ok()?)?;
+            let text = proof.get(..h.len() + 1 + p.len())?;
+            let args = verify_arguments(&spki, &sig, text.as_bytes());
+            let out = proxy_wasm::hostcalls::call_foreign_function("verify_signature", Some(&args))
+                .ok()??;
+            if out.get(..2) != Some(&[0x08, 0x01][..]) {
+                return Some(false);
+            }
+            // A replay-store bucket: get, then compare-and-swap set (value: the signature's
+            // first bytes, standing in for the entries of dpop-guard's 384-byte bucket).
+            let bucket = format!("floor:{}", sig.get(5).copied().unwrap_or(0));
+            let (_, cas) = self.get_shared_data(&bucket);
+            self.set_shared_data(&bucket, sig.get(..32), cas).ok()?;
+            for (name, value) in [("outcome", "allow"), ("jkt", JKT), ("alg", "ES256")] {
+                self.set_property(vec![&format!("dpop_guard.{name}")], Some(value.as_bytes()));
+            }
+            self.set_http_request_header("x-dpop-jkt", Some(JKT));
+            Some(true)
+        }
+    }
+
+    impl HttpContext for Floor {
+        fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+            match self.check() {
+                Some(true) => Action::Continue,
+                _ => self.deny(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_cut_out_of_the_header() {
+        let x = URL_SAFE_NO_PAD.encode([1u8; 32]);
+        let y = URL_SAFE_NO_PAD.encode([2u8; 32]);
+        let header = format!(
+            r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}"}}}}"#
+        );
+        let spki = spki_of(&URL_SAFE_NO_PAD.encode(header)).unwrap();
+        assert_eq!(spki.len(), 91);
+        assert_eq!(&spki[27..59], &[1u8; 32]);
+        assert_eq!(&spki[59..], &[2u8; 32]);
+        assert!(spki_of(&URL_SAFE_NO_PAD.encode(r#"{"x":"AA","y":"AA"}"#)).is_none());
+    }
+
+    #[test]
+    fn signatures_become_minimal_der() {
+        let mut jose = [0u8; 64];
+        jose[0] = 0x80; // r needs a leading zero
+        jose[63] = 1; // s = 1
+        let der = der_signature(&jose).unwrap();
+        assert_eq!(&der[..5], &[0x30, 38, 0x02, 33, 0x00]);
+        assert_eq!(&der[der.len() - 3..], &[0x02, 1, 1]);
+        assert!(der_signature(&[0u8; 63]).is_none());
+    }
+}
