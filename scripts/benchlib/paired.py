@@ -44,6 +44,11 @@ VARIANTS = [
     # get + CAS set, three filter-state values and x-dpop-jkt, and none of the DPoP checks
     ("floor", "floor: the hostcalls an ES256 proof needs + BoringSSL, no DPoP checks (crates/bench-floor)",
      "floor", "ES256"),
+    # knock-outs of the floor (BENCH_PAIRED_ONLY=floor_*): what each piece of it costs
+    ("floor_noverify", "floor without the foreign call (verify_signature)", "floor", "ES256"),
+    ("floor_nostore", "floor without the shared-data get + CAS set", "floor", "ES256"),
+    ("floor_nostate", "floor without the three filter-state values", "floor", "ES256"),
+    ("floor_noheader", "floor without x-dpop-jkt", "floor", "ES256"),
     ("rs256", "RS256 proofs, local store (host crypto)", "filter", "RS256"),
     ("remote", "EdDSA proofs, remote store, coalesced HTTP callouts (transport http)", "remote", "EdDSA"),
     ("remote_mif2", "EdDSA proofs, remote store, coalesced, max_in_flight 2", "remote_mif2", "EdDSA"),
@@ -61,6 +66,10 @@ DIFFS = [
     ("ES256 (host) − RS256 (host): the two BoringSSL verifies", "rs256", "es256"),
     ("floor − disabled filter: BoringSSL's P-256 and the contract's hostcalls", "disabled", "floor"),
     ("ES256 (host) − floor: dpop-guard's DPoP checks beyond the floor", "floor", "es256"),
+    ("floor − floor without verify_signature", "floor_noverify", "floor"),
+    ("floor − floor without the shared-data get + set", "floor_nostore", "floor"),
+    ("floor − floor without filter state", "floor_nostate", "floor"),
+    ("floor − floor without x-dpop-jkt", "floor_noheader", "floor"),
     ("introspection warm − upstream (issue 13: ≤ +10 µs)", "upstream", "introspection_warm"),
     ("remote HTTP callouts coalesced − local", "eddsa", "remote"),
     ("remote max_in_flight 2 − local", "eddsa", "remote_mif2"),
@@ -84,7 +93,9 @@ ALT_KINDS = ("filter", "filter_disabled")
 
 def selected_variants():
     only = [s for s in os.environ.get("BENCH_PAIRED_ONLY", "").split(",") if s]
-    chosen = [v for v in VARIANTS if not only or v[0] in only or v[0] in ("plain", "jwt_authn")]
+    # the floor's knock-outs run only when named
+    chosen = [v for v in VARIANTS if v[0] in only or v[0] in ("plain", "jwt_authn")
+              or (not only and not v[0].startswith("floor_"))]
     if ALT_WASM:
         chosen += [(f"{sid}_alt", f"{label} — alt build", kind, alg)
                    for sid, label, kind, alg in chosen if kind in ALT_KINDS]
@@ -131,8 +142,11 @@ def build(variants):
             router_only(hcm)
             hcm["http_filters"].insert(0, jwt_authn_filter(issued["jwks"]))
             args += ["--bearer", issued["token"]]
-        elif kind in ("filter", "floor"):
+        elif kind == "filter":
             filter_config(hcm, pool_for(alg), local_store(variants), WINDOW)
+        elif kind == "floor":
+            skip = sid.removeprefix("floor").removeprefix("_no")
+            filter_config(hcm, pool_for(alg), {"floor_skip": skip, **local_store(variants)}, WINDOW)
         elif kind == "filter_disabled":
             filter_config(hcm, 1000, {"enabled": False, **local_store(variants)}, WINDOW)
         elif kind.startswith("remote"):

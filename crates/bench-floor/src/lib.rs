@@ -10,10 +10,39 @@
 //! and compare-and-swap set (a replay-store bucket), three filter-state values and the
 //! `x-dpop-jkt` header. Left out: JSON parsing, `typ`/`alg`/`crit` checks, the thumbprint,
 //! `jti`/`htm`/`htu`/`iat`/`ath`/`nonce`, the replay key's digest, stats, problem replies.
+//!
+//! Knock-outs, to price each piece: the plugin configuration's string member `"floor_skip"`
+//! lists what to leave out — `verify` (the foreign call), `store` (shared data), `state` (the
+//! filter-state values), `header` (`x-dpop-jkt`).
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+
+/// What a floor variant leaves out (`"floor_skip"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Skip {
+    verify: bool,
+    store: bool,
+    state: bool,
+    header: bool,
+}
+
+impl Skip {
+    fn from_config(config: &[u8]) -> Skip {
+        let list = std::str::from_utf8(config)
+            .ok()
+            .and_then(|c| member(c, "floor_skip"))
+            .unwrap_or("");
+        let has = |name: &str| list.split(',').any(|s| s.trim() == name);
+        Skip {
+            verify: has("verify"),
+            store: has("store"),
+            state: has("state"),
+            header: has("header"),
+        }
+    }
+}
 
 /// SubjectPublicKeyInfo of a P-256 key up to the point (as in dpop-guard's host_crypto.rs).
 const P256_SPKI_PREFIX: [u8; 27] = [
@@ -21,11 +50,12 @@ const P256_SPKI_PREFIX: [u8; 27] = [
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
 ];
 
-/// The JSON string value of `"name":"…"` in `json`, found by a plain search (no parsing).
+/// The JSON string value of `"name": "…"` in `json`, found by a plain search (no parsing;
+/// whitespace around the colon allowed, escapes not).
 fn member<'a>(json: &'a str, name: &str) -> Option<&'a str> {
-    let pat = format!("\"{name}\":\"");
-    let start = json.find(&pat)? + pat.len();
-    let rest = json.get(start..)?;
+    let key = format!("\"{name}\"");
+    let rest = json.get(json.find(&key)? + key.len()..)?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
     rest.get(..rest.find('"')?)
 }
 
@@ -107,21 +137,25 @@ mod filter {
 
     proxy_wasm::main! {{
         proxy_wasm::set_log_level(LogLevel::Warn);
-        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
+        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root(Skip::default())) });
     }}
 
-    struct Root;
+    struct Root(Skip);
     impl Context for Root {}
     impl RootContext for Root {
+        fn on_configure(&mut self, _: usize) -> bool {
+            self.0 = Skip::from_config(&self.get_plugin_configuration().unwrap_or_default());
+            true
+        }
         fn get_type(&self) -> Option<ContextType> {
             Some(ContextType::HttpContext)
         }
         fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Floor))
+            Some(Box::new(Floor(self.0)))
         }
     }
 
-    struct Floor;
+    struct Floor(Skip);
     impl Context for Floor {}
 
     impl Floor {
@@ -156,21 +190,30 @@ mod filter {
             })?;
             let sig = der_signature(&URL_SAFE_NO_PAD.decode(s).ok()?)?;
             let text = proof.get(..h.len() + 1 + p.len())?;
-            let args = verify_arguments(&spki, &sig, text.as_bytes());
-            let out = proxy_wasm::hostcalls::call_foreign_function("verify_signature", Some(&args))
-                .ok()??;
-            if out.get(..2) != Some(&[0x08, 0x01][..]) {
-                return Some(false);
+            if !self.0.verify {
+                let args = verify_arguments(&spki, &sig, text.as_bytes());
+                let out =
+                    proxy_wasm::hostcalls::call_foreign_function("verify_signature", Some(&args))
+                        .ok()??;
+                if out.get(..2) != Some(&[0x08, 0x01][..]) {
+                    return Some(false);
+                }
             }
             // A replay-store bucket: get, then compare-and-swap set (value: the signature's
             // first bytes, standing in for the entries of dpop-guard's 384-byte bucket).
-            let bucket = format!("floor:{}", sig.get(5).copied().unwrap_or(0));
-            let (_, cas) = self.get_shared_data(&bucket);
-            self.set_shared_data(&bucket, sig.get(..32), cas).ok()?;
-            for (name, value) in [("outcome", "allow"), ("jkt", JKT), ("alg", "ES256")] {
-                self.set_property(vec![&format!("dpop_guard.{name}")], Some(value.as_bytes()));
+            if !self.0.store {
+                let bucket = format!("floor:{}", sig.get(5).copied().unwrap_or(0));
+                let (_, cas) = self.get_shared_data(&bucket);
+                self.set_shared_data(&bucket, sig.get(..32), cas).ok()?;
             }
-            self.set_http_request_header("x-dpop-jkt", Some(JKT));
+            if !self.0.state {
+                for (name, value) in [("outcome", "allow"), ("jkt", JKT), ("alg", "ES256")] {
+                    self.set_property(vec![&format!("dpop_guard.{name}")], Some(value.as_bytes()));
+                }
+            }
+            if !self.0.header {
+                self.set_http_request_header("x-dpop-jkt", Some(JKT));
+            }
             Some(true)
         }
     }
@@ -202,6 +245,13 @@ mod tests {
         assert_eq!(&spki[27..59], &[1u8; 32]);
         assert_eq!(&spki[59..], &[2u8; 32]);
         assert!(spki_of(&URL_SAFE_NO_PAD.encode(r#"{"x":"AA","y":"AA"}"#)).is_none());
+    }
+
+    #[test]
+    fn knock_outs_come_from_the_configuration() {
+        assert_eq!(Skip::from_config(b"{}"), Skip::default());
+        let s = Skip::from_config(br#"{"required": true, "floor_skip": "verify, state"}"#);
+        assert!(s.verify && s.state && !s.store && !s.header);
     }
 
     #[test]
