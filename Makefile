@@ -22,7 +22,7 @@ help:
 	@echo "make image  - OCI image with plugin.wasm for Istio (target/oci/); prints the push command and digest"
 	@echo "make fuzz   - run every cargo-fuzz target for FUZZ_SECONDS (default 300)"
 	@echo "make bench  - load benchmark on a real Envoy (req/s, p50/p99, Envoy CPU µs/req); BENCH_SECONDS=10"
-	@echo "make bench-paired - the same variants as listeners of ONE Envoy, short windows in rotation (paired differences)"
+	@echo "make bench-paired - the same variants as listeners of ONE Envoy, short windows in rotation (paired differences; incl. the ES256 floor, crates/bench-floor)"
 	@echo "make bench-perf - perf profile of Envoy's worker per scenario: kernel, wasm code, BoringSSL, Envoy (needs perf)"
 
 # ---- toolchain and dependencies --------------------------------------------------------

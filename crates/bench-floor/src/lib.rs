@@ -1,7 +1,7 @@
 //! The floor of issue 16's "ES256 on the host path ≤ 1.0× jwt_authn": a proxy-wasm filter that
 //! does only what no DPoP enforcer on Envoy's host crypto can skip, and none of the DPoP checks.
-//! Not a product and never shipped: `make bench-paired` compares it with dpop-guard and
-//! jwt_authn in one Envoy (`BENCH_PAIRED_ALT_WASM`, BENCHMARKS.md "The floor").
+//! Not a product and never shipped: `make bench-paired` compares it (variant `floor`) with
+//! dpop-guard and jwt_authn in one Envoy (BENCHMARKS.md, "The floor").
 //!
 //! Per request, as dpop-guard does for an allowed ES256 proof: the header map read, the
 //! client-sent `x-dpop-jkt` removed when present, the proof key looked up by its header segment
@@ -16,8 +16,12 @@
 //! filter-state values), `header` (`x-dpop-jkt`).
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+// The encodings and the protobuf message are dpop-guard's own (host_crypto.rs): the floor
+// sends Envoy exactly the bytes the filter sends.
+use dpop_guard::b64;
+use dpop_guard::jose::host_crypto::p256_spki;
+#[cfg(target_arch = "wasm32")]
+use dpop_guard::jose::host_crypto::{es256_der_signature, verify_arguments, verify_result};
 
 /// What a floor variant leaves out (`"floor_skip"`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,12 +48,6 @@ impl Skip {
     }
 }
 
-/// SubjectPublicKeyInfo of a P-256 key up to the point (as in dpop-guard's host_crypto.rs).
-const P256_SPKI_PREFIX: [u8; 27] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
-];
-
 /// The JSON string value of `"name": "…"` in `json`, found by a plain search (no parsing;
 /// whitespace around the colon allowed, escapes not).
 fn member<'a>(json: &'a str, name: &str) -> Option<&'a str> {
@@ -61,63 +59,10 @@ fn member<'a>(json: &'a str, name: &str) -> Option<&'a str> {
 
 /// The DER SPKI of the ES256 key in a protected header segment.
 fn spki_of(header_b64: &str) -> Option<Vec<u8>> {
-    let json = String::from_utf8(URL_SAFE_NO_PAD.decode(header_b64).ok()?).ok()?;
-    let x = URL_SAFE_NO_PAD.decode(member(&json, "x")?).ok()?;
-    let y = URL_SAFE_NO_PAD.decode(member(&json, "y")?).ok()?;
-    if x.len() != 32 || y.len() != 32 {
-        return None;
-    }
-    let mut out = P256_SPKI_PREFIX.to_vec();
-    out.extend_from_slice(&x);
-    out.extend_from_slice(&y);
-    Some(out)
-}
-
-fn der_uint(out: &mut Vec<u8>, be: &[u8]) {
-    let first = be.iter().position(|b| *b != 0).unwrap_or(be.len());
-    let digits = be.get(first..).unwrap_or_default();
-    let pad = digits.first().is_none_or(|b| b & 0x80 != 0);
-    out.push(0x02);
-    out.push((digits.len() + usize::from(pad)) as u8);
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(digits);
-}
-
-/// r ‖ s (64 bytes) as a DER ECDSA-Sig-Value.
-fn der_signature(jose: &[u8]) -> Option<Vec<u8>> {
-    if jose.len() != 64 {
-        return None;
-    }
-    let (r, s) = jose.split_at(32);
-    let mut seq = Vec::with_capacity(72);
-    der_uint(&mut seq, r);
-    der_uint(&mut seq, s);
-    let mut out = vec![0x30, seq.len() as u8];
-    out.extend_from_slice(&seq);
-    Some(out)
-}
-
-fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
-    out.push(number << 3 | 2);
-    let mut v = bytes.len();
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-    out.extend_from_slice(bytes);
-}
-
-/// `VerifySignatureArguments` serialized.
-fn verify_arguments(spki: &[u8], signature: &[u8], text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spki.len() + signature.len() + text.len() + 24);
-    field(&mut out, 1, b"sha256");
-    field(&mut out, 2, spki);
-    field(&mut out, 3, signature);
-    field(&mut out, 4, text);
-    out
+    let json = String::from_utf8(b64::decode(header_b64)?).ok()?;
+    let x: [u8; 32] = b64::decode(member(&json, "x")?)?.try_into().ok()?;
+    let y: [u8; 32] = b64::decode(member(&json, "y")?)?.try_into().ok()?;
+    Some(p256_spki(&x, &y))
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -188,14 +133,14 @@ mod filter {
                 }
                 Some(spki)
             })?;
-            let sig = der_signature(&URL_SAFE_NO_PAD.decode(s).ok()?)?;
+            let sig = es256_der_signature(&b64::decode(s)?)?;
             let text = proof.get(..h.len() + 1 + p.len())?;
             if !self.0.verify {
                 let args = verify_arguments(&spki, &sig, text.as_bytes());
                 let out =
                     proxy_wasm::hostcalls::call_foreign_function("verify_signature", Some(&args))
                         .ok()??;
-                if out.get(..2) != Some(&[0x08, 0x01][..]) {
+                if verify_result(&out) != Some(true) {
                     return Some(false);
                 }
             }
@@ -235,16 +180,16 @@ mod tests {
 
     #[test]
     fn the_key_is_cut_out_of_the_header() {
-        let x = URL_SAFE_NO_PAD.encode([1u8; 32]);
-        let y = URL_SAFE_NO_PAD.encode([2u8; 32]);
+        let x = b64::encode(&[1u8; 32]);
+        let y = b64::encode(&[2u8; 32]);
         let header = format!(
             r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}"}}}}"#
         );
-        let spki = spki_of(&URL_SAFE_NO_PAD.encode(header)).unwrap();
+        let spki = spki_of(&b64::encode(header.as_bytes())).unwrap();
         assert_eq!(spki.len(), 91);
         assert_eq!(&spki[27..59], &[1u8; 32]);
         assert_eq!(&spki[59..], &[2u8; 32]);
-        assert!(spki_of(&URL_SAFE_NO_PAD.encode(r#"{"x":"AA","y":"AA"}"#)).is_none());
+        assert!(spki_of(&b64::encode(br#"{"x":"AA","y":"AA"}"#)).is_none());
     }
 
     #[test]
@@ -252,16 +197,5 @@ mod tests {
         assert_eq!(Skip::from_config(b"{}"), Skip::default());
         let s = Skip::from_config(br#"{"required": true, "floor_skip": "verify, state"}"#);
         assert!(s.verify && s.state && !s.store && !s.header);
-    }
-
-    #[test]
-    fn signatures_become_minimal_der() {
-        let mut jose = [0u8; 64];
-        jose[0] = 0x80; // r needs a leading zero
-        jose[63] = 1; // s = 1
-        let der = der_signature(&jose).unwrap();
-        assert_eq!(&der[..5], &[0x30, 38, 0x02, 33, 0x00]);
-        assert_eq!(&der[der.len() - 3..], &[0x02, 1, 1]);
-        assert!(der_signature(&[0u8; 63]).is_none());
     }
 }
