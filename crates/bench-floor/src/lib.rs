@@ -75,6 +75,40 @@ mod filter {
     /// A fixed stand-in for the thumbprint (the floor computes none).
     const JKT: &str = "floor-floor-floor-floor-floor-floor-floor-f";
 
+    /// The filter-state names dpop-guard publishes (SPEC.md), one `set_property` each.
+    const STATE: [(&str, &str); 3] = [
+        ("dpop_guard.outcome", "allow"),
+        ("dpop_guard.jkt", JKT),
+        ("dpop_guard.alg", "ES256"),
+    ];
+
+    extern "C" {
+        fn proxy_get_header_map_pairs(
+            map_type: u32,
+            return_map_data: *mut *mut u8,
+            return_map_size: *mut usize,
+        ) -> u32;
+    }
+
+    /// The request header map as one serialized buffer, as dpop-guard reads it (one host
+    /// allocation, parsed in place by `dpop_guard::headers::parse_map`), not the SDK's
+    /// `get_http_request_headers_bytes` (a String and a Vec per header).
+    fn request_header_map() -> Option<Vec<u8>> {
+        let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
+        // SAFETY: on success the host wrote a buffer it allocated through this module's
+        // proxy_on_memory_allocate (the SDK's: a Vec<u8> of exactly `size` bytes, forgotten).
+        unsafe {
+            if proxy_get_header_map_pairs(0, &mut data, &mut size) != 0 {
+                return None;
+            }
+            Some(if data.is_null() {
+                Vec::new()
+            } else {
+                Vec::from_raw_parts(data, size, size)
+            })
+        }
+    }
+
     thread_local! {
         // (header segment, SPKI): the bench's clients use four keys per algorithm.
         static KEYS: RefCell<Vec<(String, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
@@ -110,33 +144,39 @@ mod filter {
         }
 
         fn check(&self) -> Option<bool> {
-            let headers = self.get_http_request_headers_bytes();
+            let map = request_header_map()?;
             let mut proof = None;
-            for (name, value) in &headers {
-                if name == "x-dpop-jkt" {
+            for (name, value) in dpop_guard::headers::parse_map(&map)? {
+                if name == b"x-dpop-jkt" {
                     self.set_http_request_header("x-dpop-jkt", None);
-                } else if name == "dpop" {
+                } else if name == b"dpop" {
                     proof = Some(value);
                 }
             }
             let proof = std::str::from_utf8(proof?).ok()?;
             let mut parts = proof.splitn(3, '.');
             let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
-            let spki = KEYS.with(|k| {
-                let mut keys = k.borrow_mut();
-                if let Some((_, spki)) = keys.iter().find(|(seg, _)| seg == h) {
-                    return Some(spki.clone());
-                }
-                let spki = spki_of(h)?;
-                if keys.len() < 8 {
-                    keys.push((h.to_owned(), spki.clone()));
-                }
-                Some(spki)
-            })?;
             let sig = es256_der_signature(&b64::decode(s)?)?;
             let text = proof.get(..h.len() + 1 + p.len())?;
+            // The key is looked up on every request; the arguments (only when the call is made)
+            // are built where the cached key is borrowed, without a copy of it.
+            let args = |spki: &[u8]| match self.0.verify {
+                true => Vec::new(),
+                false => verify_arguments(spki, &sig, text.as_bytes()),
+            };
+            let args = KEYS.with(|k| {
+                let mut keys = k.borrow_mut();
+                if !keys.iter().any(|(seg, _)| seg == h) {
+                    let spki = spki_of(h)?;
+                    if keys.len() >= 8 {
+                        return Some(args(&spki));
+                    }
+                    keys.push((h.to_owned(), spki));
+                }
+                let (_, spki) = keys.iter().find(|(seg, _)| seg == h)?;
+                Some(args(spki))
+            })?;
             if !self.0.verify {
-                let args = verify_arguments(&spki, &sig, text.as_bytes());
                 let out =
                     proxy_wasm::hostcalls::call_foreign_function("verify_signature", Some(&args))
                         .ok()??;
@@ -152,8 +192,8 @@ mod filter {
                 self.set_shared_data(&bucket, sig.get(..32), cas).ok()?;
             }
             if !self.0.state {
-                for (name, value) in [("outcome", "allow"), ("jkt", JKT), ("alg", "ES256")] {
-                    self.set_property(vec![&format!("dpop_guard.{name}")], Some(value.as_bytes()));
+                for (name, value) in STATE {
+                    self.set_property(vec![name], Some(value.as_bytes()));
                 }
             }
             if !self.0.header {
